@@ -1,0 +1,13 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""vrouter._ext: every C component of the data plane, one thin wrapper each.
+
+Each component's wrapper lives in ext/<component>.pxi and its C declarations
+in ext/<component>.pxd; this file only pulls them together so that all C
+links into one module (the pipeline calls every table directly).
+"""
+cimport numpy as cnp
+cnp.import_array()
+from mem cimport vr_mem_fail_after
+
+include "errors.pxi"
+include "rcu.pxi"
