@@ -11,3 +11,4 @@ from mem cimport vr_mem_fail_after
 
 include "errors.pxi"
 include "rcu.pxi"
+include "lpm.pxi"

@@ -1,0 +1,78 @@
+/* IPv4 instance of the per-VRF LPM (lpm_tmpl.h). Writer: control thread;
+ * readers: workers, lock-free under QSBR (see lpm4.h). */
+#include "lpm4.h"
+
+#define KEY_T uint32_t
+#define KEY_BITS 32
+#define LPM_T lpm4
+/* Six key bits from bit `off`; the key is padded with zeros past bit 31. */
+#define CHUNK(k, off) ((unsigned)((((uint64_t)(k)) << 32) >> (58 - (off))) & 63u)
+
+/* Direct-pointing bits by VRF size: 2 KB for a small VRF, 2 MB (Poptrie18)
+ * for a full Internet table. */
+static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 65536 ? 16 : 18; }
+#define S_FOR(n) s_for(n)
+
+#include "lpm_tmpl.h"
+
+VR_EXPORT struct lpm4 *lpm4_create(struct rcu_domain *rcu) { return tm_create(rcu); }
+VR_EXPORT void lpm4_destroy(struct lpm4 *t) { tm_destroy(t); }
+
+VR_EXPORT int lpm4_insert(struct lpm4 *t, uint32_t vrf, uint32_t addr, unsigned len, uint32_t nh)
+{
+    return tm_insert(t, vrf, addr, len, nh);
+}
+
+VR_EXPORT int lpm4_delete(struct lpm4 *t, uint32_t vrf, uint32_t addr, unsigned len)
+{
+    return tm_delete(t, vrf, addr, len);
+}
+
+VR_EXPORT int lpm4_get(const struct lpm4 *t, uint32_t vrf, uint32_t addr, unsigned len, uint32_t *nh)
+{
+    return tm_get(t, vrf, addr, len, nh);
+}
+
+VR_EXPORT long lpm4_apply(struct lpm4 *t, uint32_t vrf, const uint32_t *addrs, const uint8_t *lens,
+                          const uint32_t *nhs, const uint8_t *del, size_t n, size_t *bad)
+{
+    struct op *ops = vr_malloc((n ? n : 1) * sizeof(*ops));
+    if (!ops)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (struct op){addrs[i], nhs ? nhs[i] : 0, lens[i], (uint8_t)(del && del[i])};
+    long rc = tm_apply(t, vrf, ops, n, bad);
+    vr_free(ops);
+    return rc;
+}
+
+VR_EXPORT size_t lpm4_count(const struct lpm4 *t, uint32_t vrf) { return vrf < NVRF ? t->vrf[vrf].count : 0; }
+VR_EXPORT size_t lpm4_total(const struct lpm4 *t) { return t->total; }
+
+VR_EXPORT size_t lpm4_dump(const struct lpm4 *t, uint32_t vrf, uint32_t *addrs, uint8_t *lens, uint32_t *nhs,
+                           size_t cap)
+{
+    return tm_dump(t, vrf, addrs, lens, nhs, cap);
+}
+
+VR_EXPORT size_t lpm4_vrfs(const struct lpm4 *t, uint16_t *out, size_t cap) { return tm_vrfs(t, out, cap); }
+VR_EXPORT size_t lpm4_bytes(const struct lpm4 *t) { return tm_bytes(t); }
+VR_EXPORT uint64_t lpm4_generation(const struct lpm4 *t) { return VR_LOAD_ACQ(&t->generation); }
+
+VR_EXPORT uint32_t lpm4_lookup(const struct lpm4 *t, uint16_t vrf, uint32_t addr)
+{
+    const struct fib *f = tm_fib(t, vrf);
+    return f ? fib_lookup(f, addr) : NO_ROUTE;
+}
+
+VR_EXPORT void lpm4_lookup_bulk(const struct lpm4 *t, uint16_t vrf, const uint32_t *addrs, uint32_t *out,
+                                size_t n, int impl)
+{
+    const struct fib *f = tm_fib(t, vrf);
+    if (!f) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = NO_ROUTE;
+        return;
+    }
+    pick_bulk(impl)(f, addrs, out, n);
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything vrouter needs on a fresh Debian 12 machine (as root) and
+# builds the extension in place. Safe to run again; skips what is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+need_apt=()
+command -v gcc >/dev/null || need_apt+=(build-essential)
+command -v "$PY" >/dev/null || need_apt+=(python3)
+"$PY" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null \
+    || need_apt+=(python3-dev)
+"$PY" -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "bootstrap: apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# --break-system-packages: Debian's own python3 refuses pip installs without
+# it (PEP 668); we are root on a machine dedicated to this node.
+PIP=("$PY" -m pip install -q --disable-pip-version-check --break-system-packages)
+"${PIP[@]}" -r requirements.txt
+"${PIP[@]}" --no-build-isolation -e . >/dev/null
+echo "bootstrap: vrouter built and installed (editable) with $("$PY" --version)"
