@@ -17,6 +17,7 @@
  * (name prefixing), CHUNK(k, off) (6 key bits from bit `off`, zero-padded
  * past the end), S_FOR(count) (direct bits for a VRF of that size).
  */
+#include "arena.h"
 #include "mem.h"
 #include "rcu.h"
 #include "vr_common.h"
@@ -81,9 +82,9 @@ struct pt_block {
 };
 
 struct fib {
+    uint64_t *direct; /* 1 << s entries: (nh << 1 | 1) or struct pt_block * */
     unsigned s;       /* direct-pointing bits */
     size_t bytes;     /* this fib and its blocks */
-    uint64_t direct[]; /* 1 << s entries: (nh << 1 | 1) or struct pt_block * */
 };
 
 #define LEAF(nh) (((uint64_t)(nh) << 1) | 1u)
@@ -409,7 +410,7 @@ static int build_block(struct LPM_T *t, uint32_t r, unsigned off, uint32_t d, ui
     if (rc < 0)
         return rc;
     size_t sz = sizeof(struct pt_block) + t->sc_nn * sizeof(struct pt_node) + t->sc_nl * sizeof(uint32_t);
-    struct pt_block *b = vr_aligned_alloc(VR_CACHE_LINE, sz);
+    struct pt_block *b = arena_alloc(sz);
     if (!b)
         return -ENOMEM;
     b->nnodes = t->sc_nn;
@@ -431,6 +432,8 @@ static size_t block_bytes(uint64_t e)
     const struct pt_block *b = (const struct pt_block *)(uintptr_t)e;
     return sizeof(*b) + b->nnodes * sizeof(struct pt_node) + b->nleaves * sizeof(uint32_t);
 }
+
+static void block_free(void *p) { arena_free(p, block_bytes((uint64_t)(uintptr_t)p)); }
 
 static void fill(uint64_t *out, size_t from, size_t to, uint32_t d)
 {
@@ -480,7 +483,7 @@ static void free_blocks(uint64_t *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!IS_LEAF(e[i])) {
-            vr_free((void *)(uintptr_t)e[i]);
+            block_free((void *)(uintptr_t)e[i]);
             e[i] = LEAF(NO_ROUTE);
         }
 }
@@ -488,17 +491,25 @@ static void free_blocks(uint64_t *e, size_t n)
 static void fib_free(void *p)
 {
     struct fib *f = p;
-    free_blocks(f->direct, (size_t)1 << f->s);
+    if (f->direct) {
+        free_blocks(f->direct, (size_t)1 << f->s);
+        arena_free_huge(f->direct, ((size_t)1 << f->s) * sizeof(uint64_t));
+    }
     vr_free(f);
 }
 
 static struct fib *fib_build(struct LPM_T *t, uint32_t root, unsigned s)
 {
     size_t n = (size_t)1 << s, bytes = sizeof(struct fib) + n * sizeof(uint64_t);
-    struct fib *f = vr_aligned_alloc(VR_CACHE_LINE, bytes);
+    struct fib *f = vr_calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->s = s;
+    f->direct = arena_alloc_huge(n * sizeof(uint64_t));
+    if (!f->direct) {
+        vr_free(f);
+        return NULL;
+    }
     fill(f->direct, 0, n, NO_ROUTE);
     if (fill_range(t, f->direct, 0, 0, 0, root, NO_ROUTE, s, &bytes) < 0) {
         fib_free(f);
@@ -613,7 +624,7 @@ static int fib_commit(struct LPM_T *t, uint32_t vrf, struct range *ranges, size_
                 size_t b = block_bytes(old);
                 f->bytes -= b;
                 t->fib_bytes -= b;
-                rcu_defer(t->rcu, (void *)(uintptr_t)old, vr_free);
+                rcu_defer(t->rcu, (void *)(uintptr_t)old, block_free);
             }
         }
         off += cnt;
@@ -766,28 +777,61 @@ static inline void bulk_scalar(const struct fib *f, const KEY_T *keys, uint32_t 
         out[i] = fib_lookup(f, keys[i]);
 }
 
-/* Pipelined bulk path: the direct entry of key i+16 and the block of key
- * i+8 are prefetched while key i is resolved, so the misses of different
- * keys overlap instead of queueing behind one another. The block prefetch is
- * branch-free (a leaf entry prefetches the direct array instead). */
-#define AHEAD_D 16
-#define AHEAD_B 8
+/* Interleaved bulk path: the keys of a group walk down the trie in lock
+ * step, one level per pass, each lane prefetching its next node as soon as it
+ * knows it, so up to GROUP misses are in flight at once; the direct entries
+ * of the next group are prefetched while this one walks. */
+#define GROUP 16
+static inline void walk_group(const struct fib *f, const KEY_T *keys, uint32_t *out, unsigned n)
+{
+    const uint64_t *D = f->direct;
+    const struct pt_node *node[GROUP];
+    const uint32_t *words[GROUP];
+    uint8_t act[GROUP];
+    unsigned na = 0, off = f->s;
+
+    for (unsigned j = 0; j < n; j++) {
+        uint64_t e = VR_LOAD_ACQ(&D[key_slot(keys[j], f->s)]);
+        if (IS_LEAF(e)) {
+            out[j] = (uint32_t)(e >> 1);
+            continue;
+        }
+        const struct pt_block *b = (const struct pt_block *)(uintptr_t)e;
+        __builtin_prefetch(b);
+        node[j] = b->nodes;
+        words[j] = BLOCK_WORDS(b);
+        act[na++] = (uint8_t)j;
+    }
+    while (na) {
+        unsigned keep = 0;
+        for (unsigned a = 0; a < na; a++) {
+            unsigned j = act[a];
+            const struct pt_node *nd = node[j];
+            uint64_t bit = 1ull << CHUNK(keys[j], off), m = (bit << 1) - 1;
+            if (nd->vector & bit) {
+                const struct pt_node *nx = (const struct pt_node *)(words[j] + 2) + nd->base1 +
+                                           __builtin_popcountll(nd->vector & m) - 1;
+                __builtin_prefetch(nx);
+                node[j] = nx;
+                act[keep++] = (uint8_t)j;
+            } else {
+                out[j] = words[j][nd->base0 + __builtin_popcountll(nd->leafvec & m) - 1];
+            }
+        }
+        na = keep;
+        off += STRIDE;
+    }
+}
+
 static inline void bulk_batch(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
 {
     const uint64_t *D = f->direct;
-    const unsigned s = f->s;
-    for (size_t i = 0; i < n && i < AHEAD_D; i++)
-        __builtin_prefetch(&D[key_slot(keys[i], s)]);
-    for (size_t i = 0; i < n; i++) {
-        if (i + AHEAD_D < n)
-            __builtin_prefetch(&D[key_slot(keys[i + AHEAD_D], s)]);
-        if (i + AHEAD_B < n) {
-            uint64_t e = VR_LOAD_RLX(&D[key_slot(keys[i + AHEAD_B], s)]);
-            const char *p = IS_LEAF(e) ? (const char *)D : (const char *)(uintptr_t)e;
-            __builtin_prefetch(p);
-            __builtin_prefetch(p + 64);
-        }
-        out[i] = fib_lookup(f, keys[i]);
+    for (size_t j = 0; j < n && j < GROUP; j++)
+        __builtin_prefetch(&D[key_slot(keys[j], f->s)]);
+    for (size_t i = 0; i < n; i += GROUP) {
+        for (size_t j = i + GROUP; j < n && j < i + 2 * GROUP; j++)
+            __builtin_prefetch(&D[key_slot(keys[j], f->s)]);
+        walk_group(f, keys + i, out + i, n - i < GROUP ? (unsigned)(n - i) : GROUP);
     }
 }
 

@@ -10,7 +10,7 @@ static long fail_countdown = -1;
 
 VR_EXPORT void vr_mem_fail_after(long n) { __atomic_store_n(&fail_countdown, n, __ATOMIC_RELAXED); }
 
-static int should_fail(void)
+VR_EXPORT int vr_mem_inject_failure(void)
 {
     long c = __atomic_load_n(&fail_countdown, __ATOMIC_RELAXED);
     if (VR_LIKELY(c < 0))
@@ -24,14 +24,14 @@ static int should_fail(void)
     return 0;
 }
 
-void *vr_malloc(size_t size) { return should_fail() ? NULL : malloc(size ? size : 1); }
-void *vr_calloc(size_t n, size_t size) { return should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1); }
-void *vr_realloc(void *p, size_t size) { return should_fail() ? NULL : realloc(p, size ? size : 1); }
+void *vr_malloc(size_t size) { return vr_mem_inject_failure() ? NULL : malloc(size ? size : 1); }
+void *vr_calloc(size_t n, size_t size) { return vr_mem_inject_failure() ? NULL : calloc(n ? n : 1, size ? size : 1); }
+void *vr_realloc(void *p, size_t size) { return vr_mem_inject_failure() ? NULL : realloc(p, size ? size : 1); }
 
 void *vr_aligned_alloc(size_t align, size_t size)
 {
     void *p = NULL;
-    if (should_fail())
+    if (vr_mem_inject_failure())
         return NULL;
     if (posix_memalign(&p, align, size ? size : align) != 0)
         return NULL;

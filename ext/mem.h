@@ -12,6 +12,9 @@
 /* Make the n-th allocation from now fail (0 = the next one); -1 disables. */
 void vr_mem_fail_after(long n);
 
+/* 1 if the allocation being made now must fail (for allocators elsewhere). */
+int vr_mem_inject_failure(void);
+
 void *vr_malloc(size_t size);
 void *vr_calloc(size_t n, size_t size);
 void *vr_realloc(void *p, size_t size);
