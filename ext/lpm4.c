@@ -8,6 +8,11 @@
 /* Six key bits from bit `off`; the key is padded with zeros past bit 31. */
 #define CHUNK(k, off) ((unsigned)((((uint64_t)(k)) << 32) >> (58 - (off))) & 63u)
 
+/* Running key of a walk: the address in the top 32 bits of a u64. */
+#define RKEY_T uint64_t
+#define RKEY_BITS 64
+#define RK_INIT(k, s) (((uint64_t)(k) << 32) << (s))
+
 /* Direct-pointing bits by VRF size: 2 KB for a small VRF, 2 MB (Poptrie18)
  * for a full Internet table. */
 static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 65536 ? 16 : 18; }
@@ -46,7 +51,7 @@ VR_EXPORT long lpm4_apply(struct lpm4 *t, uint32_t vrf, const uint32_t *addrs, c
     return rc;
 }
 
-VR_EXPORT size_t lpm4_count(const struct lpm4 *t, uint32_t vrf) { return vrf < NVRF ? t->vrf[vrf].count : 0; }
+VR_EXPORT size_t lpm4_count(const struct lpm4 *t, uint32_t vrf) { return tm_count(t, vrf); }
 VR_EXPORT size_t lpm4_total(const struct lpm4 *t) { return t->total; }
 
 VR_EXPORT size_t lpm4_dump(const struct lpm4 *t, uint32_t vrf, uint32_t *addrs, uint8_t *lens, uint32_t *nhs,

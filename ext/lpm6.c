@@ -16,6 +16,10 @@ static inline unsigned chunk6(u128 k, unsigned off)
 }
 #define CHUNK(k, off) chunk6((k), (off))
 
+#define RKEY_T u128
+#define RKEY_BITS 128
+#define RK_INIT(k, s) ((u128)(k) << (s))
+
 static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : 16; }
 #define S_FOR(n) s_for(n)
 
@@ -67,7 +71,7 @@ VR_EXPORT long lpm6_apply(struct lpm6 *t, uint32_t vrf, const uint8_t *addrs, co
     return rc;
 }
 
-VR_EXPORT size_t lpm6_count(const struct lpm6 *t, uint32_t vrf) { return vrf < NVRF ? t->vrf[vrf].count : 0; }
+VR_EXPORT size_t lpm6_count(const struct lpm6 *t, uint32_t vrf) { return tm_count(t, vrf); }
 VR_EXPORT size_t lpm6_total(const struct lpm6 *t) { return t->total; }
 
 VR_EXPORT size_t lpm6_dump(const struct lpm6 *t, uint32_t vrf, uint8_t *addrs, uint8_t *lens, uint32_t *nhs,

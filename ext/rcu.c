@@ -23,6 +23,7 @@ struct rcu_deferred {
 
 struct rcu_domain {
     uint64_t epoch VR_ALIGNED(VR_CACHE_LINE);
+    int nslots; /* high-water mark of slots ever claimed: scans stop there */
     struct rcu_slot slots[RCU_MAX_READERS];
     pthread_mutex_t lock;             /* writer side only */
     struct rcu_deferred *defer;
@@ -58,6 +59,10 @@ VR_EXPORT int rcu_register(struct rcu_domain *d)
         if (__atomic_compare_exchange_n(&d->slots[i].in_use, &expect, 1, 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             VR_STORE_REL(&d->slots[i].seen, 0);
+            int hw = VR_LOAD_RLX(&d->nslots);
+            while (hw < i + 1 && !__atomic_compare_exchange_n(&d->nslots, &hw, i + 1, 0, __ATOMIC_ACQ_REL,
+                                                              __ATOMIC_RELAXED))
+                ;
             return i;
         }
     }
@@ -145,7 +150,8 @@ static uint64_t min_seen(struct rcu_domain *d)
 {
     uint64_t m = UINT64_MAX;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    for (int i = 0; i < RCU_MAX_READERS; i++) {
+    int n = VR_LOAD_ACQ(&d->nslots);
+    for (int i = 0; i < n; i++) {
         if (!VR_LOAD_ACQ(&d->slots[i].in_use))
             continue;
         uint64_t s = VR_LOAD_ACQ(&d->slots[i].seen);
