@@ -18,6 +18,9 @@
 static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 65536 ? 16 : 18; }
 #define S_FOR(n) s_for(n)
 
+/* perf/bench_lpm.py --impls compares the variants on the real table. */
+#define AUTO_IMPL LPM_IMPL_PIPE
+
 #include "lpm_tmpl.h"
 
 VR_EXPORT struct lpm4 *lpm4_create(struct rcu_domain *rcu) { return tm_create(rcu); }

@@ -23,6 +23,9 @@ static inline unsigned chunk6(u128 k, unsigned off)
 static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : 16; }
 #define S_FOR(n) s_for(n)
 
+/* perf/bench_lpm.py --impls compares the variants on the real table. */
+#define AUTO_IMPL LPM_IMPL_SCALAR
+
 #include "lpm_tmpl.h"
 
 static inline u128 key_load(const uint8_t *b)

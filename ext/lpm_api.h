@@ -8,11 +8,13 @@
 
 /* Bulk lookup variants; every one gives identical answers (tests check). */
 enum lpm_impl {
-    LPM_IMPL_AUTO = 0,           /* the fastest for this CPU */
+    LPM_IMPL_AUTO = 0,           /* the variant measured fastest for the family */
     LPM_IMPL_SCALAR = 1,         /* one key after the other */
-    LPM_IMPL_BATCH = 2,          /* 16 interleaved walks */
+    LPM_IMPL_BATCH = 2,          /* four walks interleaved in registers */
     LPM_IMPL_SCALAR_PORTABLE = 3, /* scalar, no popcnt instruction */
     LPM_IMPL_BATCH_PORTABLE = 4,  /* batch, no popcnt instruction */
+    LPM_IMPL_PIPE = 5,            /* scalar with prefetches 8/16 keys ahead */
+    LPM_IMPL_PIPE_PORTABLE = 6,   /* pipe, no popcnt instruction */
 };
 
 #endif

@@ -115,6 +115,13 @@ class _Lpm:
     # -- writer ------------------------------------------------------------
     def insert(self, vrf, prefix, nh) -> bool:
         """Add or replace a route; True if it was new."""
+        # Fast path for the common, already-typed call: (int, int) prefix.
+        if type(prefix) is tuple and type(vrf) is int and type(nh) is int and len(prefix) == 2:
+            a, length = prefix
+            if (type(a) is int and type(length) is int and 0 <= vrf <= MAX_VRF and 0 <= nh <= MAX_NH
+                    and 0 <= length <= self._bits and 0 <= a >> (self._bits - length) << (self._bits - length) == a
+                    and a >> self._bits == 0):
+                return bool(self._t.insert(vrf, self._key(a), length, nh))
         vrf, nh = _vrf(vrf), _nh(nh)
         key, length = self._prefix(prefix)
         return bool(self._t.insert(vrf, self._key(key), length, nh))
@@ -229,7 +236,7 @@ class Lpm6(_Lpm):
 
     @staticmethod
     def _key(key: int):
-        return np.frombuffer(key.to_bytes(16, "big"), dtype=np.uint8)
+        return key.to_bytes(16, "big")
 
     def _batch_keys(self, keys, name):
         if not isinstance(keys, np.ndarray) or keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != 16:
