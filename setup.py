@@ -51,7 +51,9 @@ ext = Extension(
     extra_compile_args=COMMON + WARN + CYTHON_RELAX,
     extra_link_args=["-pthread"] + SAN,
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    depends=glob.glob("ext/*.h") + glob.glob("ext/*.pxd") + glob.glob("ext/*.pxi"),
+    # Every C file too: they are linked in as extra objects, so a change to one
+    # alone must relink the module.
+    depends=sorted(glob.glob("ext/*.c") + glob.glob("ext/*.h") + glob.glob("ext/*.pxd") + glob.glob("ext/*.pxi")),
 )
 
 setup(

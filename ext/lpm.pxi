@@ -17,8 +17,6 @@ LPM_IMPLS = {
     "batch": lpm4.LPM_IMPL_BATCH,
     "scalar-portable": lpm4.LPM_IMPL_SCALAR_PORTABLE,
     "batch-portable": lpm4.LPM_IMPL_BATCH_PORTABLE,
-    "pipe": lpm4.LPM_IMPL_PIPE,
-    "pipe-portable": lpm4.LPM_IMPL_PIPE_PORTABLE,
 }
 
 

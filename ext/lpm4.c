@@ -19,7 +19,7 @@ static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 6553
 #define S_FOR(n) s_for(n)
 
 /* perf/bench_lpm.py --impls compares the variants on the real table. */
-#define AUTO_IMPL LPM_IMPL_PIPE
+#define AUTO_IMPL LPM_IMPL_BATCH
 
 #include "lpm_tmpl.h"
 

@@ -12,8 +12,6 @@ cdef extern from "lpm_api.h" nogil:
         LPM_IMPL_BATCH
         LPM_IMPL_SCALAR_PORTABLE
         LPM_IMPL_BATCH_PORTABLE
-        LPM_IMPL_PIPE
-        LPM_IMPL_PIPE_PORTABLE
 
 cdef extern from "lpm4.h" nogil:
     struct lpm4:

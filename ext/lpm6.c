@@ -20,7 +20,7 @@ static inline unsigned chunk6(u128 k, unsigned off)
 #define RKEY_BITS 128
 #define RK_INIT(k, s) ((u128)(k) << (s))
 
-static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : 16; }
+static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 65536 ? 16 : 18; }
 #define S_FOR(n) s_for(n)
 
 /* perf/bench_lpm.py --impls compares the variants on the real table. */

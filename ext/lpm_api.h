@@ -10,11 +10,9 @@
 enum lpm_impl {
     LPM_IMPL_AUTO = 0,           /* the variant measured fastest for the family */
     LPM_IMPL_SCALAR = 1,         /* one key after the other */
-    LPM_IMPL_BATCH = 2,          /* four walks interleaved in registers */
+    LPM_IMPL_BATCH = 2,          /* scalar walk with prefetches 8 and 16 keys ahead */
     LPM_IMPL_SCALAR_PORTABLE = 3, /* scalar, no popcnt instruction */
     LPM_IMPL_BATCH_PORTABLE = 4,  /* batch, no popcnt instruction */
-    LPM_IMPL_PIPE = 5,            /* scalar with prefetches 8/16 keys ahead */
-    LPM_IMPL_PIPE_PORTABLE = 6,   /* pipe, no popcnt instruction */
 };
 
 #endif

@@ -201,72 +201,13 @@ static inline void bulk_scalar(const struct fib *f, const KEY_T *keys, uint32_t 
         out[i] = fib_lookup(f, keys[i]);
 }
 
-/* Interleaved bulk path: four walks advance together, one level per turn,
- * all state in registers. A turn is branch-free: it computes both the child
- * node and the leaf (a node's leaf index always falls inside its block) and
- * keeps one with conditional moves; a finished walk repeats its last step
- * unchanged (its key only shifts when it descends), so the only branch is
- * "did any of the four descend". Direct entries are prefetched 16 keys ahead.
- * Leaf direct entries walk a terminal block whose answer is then discarded. */
-static const struct {
-    struct pt_block b;
-    struct pt_node n;
-    uint32_t leaf;
-} terminal = {{1, 1, {}}, {0, 1, (uint32_t)((sizeof(struct pt_block) + sizeof(struct pt_node)) / 4), 0}, 0};
-
-#define LANE_START(j)                                                                        \
-    uint64_t e##j = VR_LOAD_ACQ(&D[key_slot(keys[i + j], s)]);                              \
-    const uint32_t *w##j = IS_LEAF(e##j) ? (const uint32_t *)&terminal : (const uint32_t *)(uintptr_t)e##j; \
-    const struct pt_node *n##j = ((const struct pt_block *)w##j)->nodes;                   \
-    RKEY_T r##j = RK_INIT(keys[i + j], s);                                                   \
-    uint32_t v##j = 0;                                                                       \
-    uint64_t d##j
-
-#define LANE_TURN(j)                                                                                   \
-    do {                                                                                               \
-        unsigned sh = RANK_SHIFT(r##j);                                                                \
-        uint64_t x = n##j->vector << sh;                                                               \
-        d##j = x >> 63;                                                                                \
-        const struct pt_node *nx = ((const struct pt_block *)w##j)->nodes + n##j->base1 + __builtin_popcountll(x) - 1; \
-        v##j = w##j[n##j->base0 + __builtin_popcountll(n##j->leafvec << sh) - 1];                     \
-        n##j = d##j ? nx : n##j;                                                                       \
-        r##j = d##j ? (RKEY_T)(r##j << STRIDE) : r##j;                                                 \
-    } while (0)
-
-static inline void bulk_batch(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
-{
-    const uint64_t *D = f->direct;
-    const unsigned s = f->s;
-    size_t i = 0;
-    for (size_t j = 0; j < n && j < 16; j++)
-        __builtin_prefetch(&D[key_slot(keys[j], s)]);
-    for (; i + 4 <= n; i += 4) {
-        for (size_t j = i + 16; j < i + 20 && j < n; j++)
-            __builtin_prefetch(&D[key_slot(keys[j], s)]);
-        LANE_START(0);
-        LANE_START(1);
-        LANE_START(2);
-        LANE_START(3);
-        do {
-            LANE_TURN(0);
-            LANE_TURN(1);
-            LANE_TURN(2);
-            LANE_TURN(3);
-        } while (d0 | d1 | d2 | d3);
-        out[i] = IS_LEAF(e0) ? (uint32_t)(e0 >> 1) : v0;
-        out[i + 1] = IS_LEAF(e1) ? (uint32_t)(e1 >> 1) : v1;
-        out[i + 2] = IS_LEAF(e2) ? (uint32_t)(e2 >> 1) : v2;
-        out[i + 3] = IS_LEAF(e3) ? (uint32_t)(e3 >> 1) : v3;
-    }
-    for (; i < n; i++)
-        out[i] = fib_lookup(f, keys[i]);
-}
-
-/* Pipelined scalar path: the direct entry of key i+16 and the block of key
- * i+8 are prefetched while key i is resolved (branch-free prefetches). */
+/* Batch path: the scalar walk, pipelined: the direct entry of key i+16 and
+ * the block of key i+8 are prefetched (branch-free) while key i is resolved,
+ * so the misses of different keys overlap. (Lock-step walks of 4 or 16 keys,
+ * in registers or lane arrays, measured slower here than this.) */
 #define AHEAD_D 16
 #define AHEAD_B 8
-static inline void bulk_pipe(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
+static inline void bulk_batch(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
 {
     const uint64_t *D = f->direct;
     const unsigned s = f->s;
@@ -291,8 +232,6 @@ static inline void bulk_pipe(const struct fib *f, const KEY_T *keys, uint32_t *o
 static void bulk_scalar_generic(const struct fib *f, const KEY_T *k, uint32_t *o, size_t n) { bulk_scalar(f, k, o, n); }
 static void bulk_batch_generic(const struct fib *f, const KEY_T *k, uint32_t *o, size_t n) { bulk_batch(f, k, o, n); }
 POPCNT_TARGET static void bulk_scalar_popcnt(const struct fib *f, const KEY_T *k, uint32_t *o, size_t n) { bulk_scalar(f, k, o, n); }
-POPCNT_TARGET static void bulk_pipe_popcnt(const struct fib *f, const KEY_T *k, uint32_t *o, size_t n) { bulk_pipe(f, k, o, n); }
-static void bulk_pipe_generic(const struct fib *f, const KEY_T *k, uint32_t *o, size_t n) { bulk_pipe(f, k, o, n); }
 POPCNT_TARGET static void bulk_batch_popcnt(const struct fib *f, const KEY_T *k, uint32_t *o, size_t n) { bulk_batch(f, k, o, n); }
 
 typedef void (*bulk_fn)(const struct fib *, const KEY_T *, uint32_t *, size_t);
@@ -311,10 +250,6 @@ static bulk_fn pick_bulk(int impl)
         return bulk_scalar_generic;
     case LPM_IMPL_BATCH_PORTABLE:
         return bulk_batch_generic;
-    case LPM_IMPL_PIPE:
-        return popcnt ? bulk_pipe_popcnt : bulk_pipe_generic;
-    case LPM_IMPL_PIPE_PORTABLE:
-        return bulk_pipe_generic;
     case LPM_IMPL_BATCH:
         return popcnt ? bulk_batch_popcnt : bulk_batch_generic;
     default: /* AUTO: the variant measured fastest for this key width */
