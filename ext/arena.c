@@ -84,21 +84,36 @@ VR_EXPORT void arena_free(void *p, size_t size)
 }
 #endif
 
+/* Large arrays get their own mapping, 2 MB aligned, advised before the first
+ * touch so the kernel backs them with huge pages from the first fault. */
 VR_EXPORT void *arena_alloc_huge(size_t size)
 {
     if (size < ARENA_CHUNK)
         return vr_aligned_alloc(ARENA_GRAIN, size);
+    if (vr_mem_inject_failure())
+        return NULL;
     size_t rounded = (size + ARENA_CHUNK - 1) & ~(size_t)(ARENA_CHUNK - 1);
-    void *p = vr_aligned_alloc(ARENA_CHUNK, rounded);
-    if (p)
-        madvise(p, rounded, MADV_HUGEPAGE);
-    return p;
+    char *p = mmap(NULL, rounded + ARENA_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *q = (char *)(((uintptr_t)p + ARENA_CHUNK - 1) & ~(uintptr_t)(ARENA_CHUNK - 1));
+    if (q > p)
+        munmap(p, (size_t)(q - p));
+    if (q + rounded < p + rounded + ARENA_CHUNK)
+        munmap(q + rounded, (size_t)(p + rounded + ARENA_CHUNK - (q + rounded)));
+    madvise(q, rounded, MADV_HUGEPAGE);
+    return q;
 }
 
 VR_EXPORT void arena_free_huge(void *p, size_t size)
 {
-    (void)size;
-    vr_free(p);
+    if (!p)
+        return;
+    if (size < ARENA_CHUNK) {
+        vr_free(p);
+        return;
+    }
+    munmap(p, (size + ARENA_CHUNK - 1) & ~(size_t)(ARENA_CHUNK - 1));
 }
 
 VR_EXPORT size_t arena_committed(void)
