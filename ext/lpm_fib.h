@@ -40,26 +40,25 @@ static int build_node(struct LPM_T *t, uint32_t ni, uint32_t r, unsigned off, ui
     uint32_t paints[2 * 64]; /* RIB nodes whose routes fall inside this node */
     unsigned np = 0, top = 0;
     uint32_t stack[2 * STRIDE + 4];
+    uint64_t vector = 0;
 
-    for (unsigned i = 0; i < 64; i++) {
+    for (unsigned i = 0; i < 64; i++)
         val[i] = d;
-        child[i] = 0;
-    }
     stack[top++] = r;
     while (top) {
         uint32_t x = stack[--top];
         const struct rib_node *n = &t->pool[x];
-        if (n->len > off + STRIDE) {
-            child[CHUNK(n->key, off)] = x;
-            continue;
+        if (n->len > off + STRIDE || (n->len == off + STRIDE && (n->child[0] || n->child[1]))) {
+            unsigned c = CHUNK(n->key, off);
+            child[c] = x;
+            vector |= 1ull << c;
+            if (n->len > off + STRIDE || !n->has)
+                continue;
         }
         if (n->has && n->len > off)
             paints[np++] = x;
-        if (n->len == off + STRIDE) {
-            if (n->child[0] || n->child[1])
-                child[CHUNK(n->key, off)] = x;
+        if (n->len >= off + STRIDE)
             continue;
-        }
         if (n->child[1])
             stack[top++] = n->child[1];
         if (n->child[0])
@@ -76,37 +75,27 @@ static int build_node(struct LPM_T *t, uint32_t ni, uint32_t r, unsigned off, ui
                 val[base + i] = n->nh;
         }
 
-    uint64_t vector = 0, leafvec = 0;
-    uint32_t nleaves = 0, nchild = 0, last = 0;
-    int have_last = 0;
-    for (unsigned i = 0; i < 64; i++) {
-        if (child[i]) {
-            vector |= 1ull << i;
-            nchild++;
-            continue;
-        }
-        if (!have_last || val[i] != last) {
-            leafvec |= 1ull << i;
-            nleaves++;
-            last = val[i];
-            have_last = 1;
-        }
-    }
+    /* A leaf run starts at child 0, at every change of value, and at the
+     * first leaf after a node child (so a run never spans a node child). */
+    uint64_t change = 1;
+    for (unsigned i = 1; i < 64; i++)
+        change |= (uint64_t)(val[i] != val[i - 1]) << i;
+    uint64_t leafvec = (change | (vector << 1)) & ~vector;
+    uint32_t nchild = (uint32_t)__builtin_popcountll(vector), nleaves = (uint32_t)__builtin_popcountll(leafvec);
     if (sc_reserve(t, nchild, nleaves) < 0)
         return -ENOMEM;
     uint32_t base0 = t->sc_nl, base1 = t->sc_nn;
-    for (unsigned i = 0; i < 64; i++)
-        if ((leafvec >> i) & 1)
-            t->sc_leaves[t->sc_nl++] = val[i];
+    for (uint64_t m = leafvec; m; m &= m - 1)
+        t->sc_leaves[t->sc_nl++] = val[__builtin_ctzll(m)];
     t->sc_nn += nchild;
     t->sc_nodes[ni] = (struct pt_node){vector, leafvec, base0, base1};
     uint32_t c = base1;
-    for (unsigned i = 0; i < 64; i++)
-        if (child[i]) {
-            int rc = build_node(t, c++, child[i], off + STRIDE, val[i]);
-            if (rc < 0)
-                return rc;
-        }
+    for (uint64_t m = vector; m; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(m);
+        int rc = build_node(t, c++, child[i], off + STRIDE, val[i]);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 

@@ -664,7 +664,22 @@ static int tm_get(const struct LPM_T *t, uint32_t vrf, KEY_T key, unsigned len, 
     return 0;
 }
 
-/* Validate every op, then apply all or nothing. */
+struct op_ix {
+    struct op op;
+    size_t ix;
+};
+
+static int op_ix_cmp(const void *a, const void *b)
+{
+    const struct op_ix *x = a, *y = b;
+    if (x->op.key != y->op.key)
+        return x->op.key < y->op.key ? -1 : 1;
+    return x->ix < y->ix ? -1 : x->ix > y->ix;
+}
+
+/* Validate every op, then apply all or nothing. A large batch is applied in
+ * address order (stable, so a later duplicate still wins): the tries and
+ * the direct array are then walked nearly sequentially, not at random. */
 static long tm_apply(struct LPM_T *t, uint32_t vrf, const struct op *ops, size_t n, size_t *bad)
 {
     if (vrf >= NVRF)
@@ -676,7 +691,22 @@ static long tm_apply(struct LPM_T *t, uint32_t vrf, const struct op *ops, size_t
             return rc;
         }
     }
-    return apply_ops(t, vrf, ops, n);
+    if (n < 64)
+        return apply_ops(t, vrf, ops, n);
+    struct op_ix *sorted = vr_malloc(n * sizeof(*sorted));
+    struct op *in_order = vr_malloc(n * sizeof(*in_order));
+    long rc = -ENOMEM;
+    if (sorted && in_order) {
+        for (size_t i = 0; i < n; i++)
+            sorted[i] = (struct op_ix){ops[i], i};
+        qsort(sorted, n, sizeof(*sorted), op_ix_cmp);
+        for (size_t i = 0; i < n; i++)
+            in_order[i] = sorted[i].op;
+        rc = apply_ops(t, vrf, in_order, n);
+    }
+    vr_free(sorted);
+    vr_free(in_order);
+    return rc;
 }
 
 /* Every route of vrf in order (ascending address, shorter prefix first):

@@ -115,13 +115,15 @@ class _Lpm:
     # -- writer ------------------------------------------------------------
     def insert(self, vrf, prefix, nh) -> bool:
         """Add or replace a route; True if it was new."""
-        # Fast path for the common, already-typed call: (int, int) prefix.
-        if type(prefix) is tuple and type(vrf) is int and type(nh) is int and len(prefix) == 2:
-            a, length = prefix
-            if (type(a) is int and type(length) is int and 0 <= vrf <= MAX_VRF and 0 <= nh <= MAX_NH
-                    and 0 <= length <= self._bits and 0 <= a >> (self._bits - length) << (self._bits - length) == a
-                    and a >> self._bits == 0):
-                return bool(self._t.insert(vrf, self._key(a), length, nh))
+        # Fast path for an already-typed call with an (int, int) prefix: the C
+        # table validates everything itself; on any refusal the slow path
+        # below re-validates in Python to name the bad field.
+        if type(prefix) is tuple and type(vrf) is int and type(nh) is int and len(prefix) == 2 \
+                and type(prefix[0]) is int and type(prefix[1]) is int and 0 <= prefix[0] >> self._bits == 0:
+            try:
+                return bool(self._t.insert(vrf, self._key(prefix[0]), prefix[1], nh))
+            except (ValueError, OverflowError):
+                pass
         vrf, nh = _vrf(vrf), _nh(nh)
         key, length = self._prefix(prefix)
         return bool(self._t.insert(vrf, self._key(key), length, nh))
