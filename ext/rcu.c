@@ -168,10 +168,10 @@ VR_EXPORT size_t rcu_reclaim(struct rcu_domain *d)
     size_t n = 0;
     while (n < d->ndefer && d->defer[n].tag <= m)
         n++;
-    struct rcu_deferred *done = d->defer;
     for (size_t i = 0; i < n; i++)
-        done[i].fn(done[i].p);
-    memmove(d->defer, d->defer + n, (d->ndefer - n) * sizeof(*d->defer));
+        d->defer[i].fn(d->defer[i].p);
+    if (n && n < d->ndefer) /* (memmove on the NULL list of a fresh domain is UB) */
+        memmove(d->defer, d->defer + n, (d->ndefer - n) * sizeof(*d->defer));
     d->ndefer -= n;
     pthread_mutex_unlock(&d->lock);
     return n;

@@ -12,3 +12,5 @@ from mem cimport vr_mem_fail_after
 include "errors.pxi"
 include "rcu.pxi"
 include "lpm.pxi"
+include "flow.pxi"
+include "policy.pxi"
