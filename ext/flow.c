@@ -1,6 +1,7 @@
 /* Flow table: two-choice bucketised hash over a pair-allocated entry array:
  * create, lookups (scalar + prefetching bulk), pair insert and delete.
  * Concurrency: per-bucket seqlocks (writers lock, readers validate); see flow.h. */
+#include "arena.h"
 #include "flow_priv.h"
 #include "mem.h"
 
@@ -52,20 +53,20 @@ VR_EXPORT void flow_key_reverse(const struct flow_key *k, struct flow_key *r)
 }
 /* ---------------------------------------------------------------- create */
 
+/* The three big arrays are read at random by every lookup: huge pages (the
+ * arena's own 2 MB-aligned mappings, advised before first touch) keep their
+ * TLB misses down. Zeroed. */
 static void *big_alloc(size_t bytes)
 {
-    size_t align = bytes >= (2u << 20) ? (2u << 20) : VR_CACHE_LINE;
-    bytes = (bytes + align - 1) & ~(align - 1);
-    void *p = vr_aligned_alloc(align, bytes);
-    if (!p)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    if (align > VR_CACHE_LINE)
-        madvise(p, bytes, MADV_HUGEPAGE);   /* fewer TLB misses on random lookups */
-#endif
-    memset(p, 0, bytes);
+    void *p = arena_alloc_huge(bytes);
+    if (p)
+        memset(p, 0, bytes);
     return p;
 }
+
+static size_t entries_bytes(const struct flow_table *t) { return (size_t)t->nentries * sizeof(struct flow_entry); }
+static size_t times_bytes(const struct flow_table *t) { return (size_t)t->nentries * sizeof(struct flow_times); }
+static size_t buckets_bytes(const struct flow_table *t) { return (size_t)t->nbuckets * sizeof(struct flow_bucket); }
 
 VR_EXPORT void flow_default_timeouts(struct flow_timeouts *to)
 {
@@ -82,9 +83,9 @@ VR_EXPORT void flow_destroy(struct flow_table *t)
 {
     if (!t)
         return;
-    vr_free(t->e);
-    vr_free(t->tm);
-    vr_free(t->b);
+    arena_free_huge(t->e, entries_bytes(t));
+    arena_free_huge(t->tm, times_bytes(t));
+    arena_free_huge(t->b, buckets_bytes(t));
     vr_free(t->vif_quota);
     vr_free(t->vrf_quota);
     vr_free(t->vif_count);
@@ -114,9 +115,9 @@ VR_EXPORT int flow_create(uint32_t capacity, const struct flow_timeouts *to, str
         t->to = *to;
     else
         flow_default_timeouts(&t->to);
-    t->e = big_alloc((size_t)capacity * sizeof(struct flow_entry));
-    t->tm = big_alloc((size_t)capacity * sizeof(struct flow_times));
-    t->b = big_alloc((size_t)nb * sizeof(struct flow_bucket));
+    t->e = big_alloc(entries_bytes(t));
+    t->tm = big_alloc(times_bytes(t));
+    t->b = big_alloc(buckets_bytes(t));
     t->vif_quota = vr_malloc(65536 * sizeof(uint32_t));
     t->vrf_quota = vr_malloc(65536 * sizeof(uint32_t));
     t->vif_count = vr_calloc(65536, sizeof(uint32_t));
