@@ -23,8 +23,9 @@ static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 6553
 
 #include "lpm_tmpl.h"
 
-VR_EXPORT struct lpm4 *lpm4_create(struct rcu_domain *rcu) { return tm_create(rcu); }
-VR_EXPORT void lpm4_destroy(struct lpm4 *t) { tm_destroy(t); }
+#define PFX_lpm4(name) lpm4_##name
+LPM_COMMON_API(PFX_lpm4)
+
 
 VR_EXPORT int lpm4_insert(struct lpm4 *t, uint32_t vrf, uint32_t addr, unsigned len, uint32_t nh)
 {
@@ -54,8 +55,6 @@ VR_EXPORT long lpm4_apply(struct lpm4 *t, uint32_t vrf, const uint32_t *addrs, c
     return rc;
 }
 
-VR_EXPORT size_t lpm4_count(const struct lpm4 *t, uint32_t vrf) { return tm_count(t, vrf); }
-VR_EXPORT size_t lpm4_total(const struct lpm4 *t) { return t->total; }
 
 VR_EXPORT size_t lpm4_dump(const struct lpm4 *t, uint32_t vrf, uint32_t *addrs, uint8_t *lens, uint32_t *nhs,
                            size_t cap)
@@ -63,9 +62,6 @@ VR_EXPORT size_t lpm4_dump(const struct lpm4 *t, uint32_t vrf, uint32_t *addrs, 
     return tm_dump(t, vrf, addrs, lens, nhs, cap);
 }
 
-VR_EXPORT size_t lpm4_vrfs(const struct lpm4 *t, uint16_t *out, size_t cap) { return tm_vrfs(t, out, cap); }
-VR_EXPORT size_t lpm4_bytes(const struct lpm4 *t) { return tm_bytes(t); }
-VR_EXPORT uint64_t lpm4_generation(const struct lpm4 *t) { return VR_LOAD_ACQ(&t->generation); }
 
 VR_EXPORT uint32_t lpm4_lookup(const struct lpm4 *t, uint16_t vrf, uint32_t addr)
 {

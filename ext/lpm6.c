@@ -28,6 +28,9 @@ static unsigned s_for(size_t n) { return n < 1024 ? 8 : n < 8192 ? 12 : n < 6553
 
 #include "lpm_tmpl.h"
 
+#define PFX_lpm6(name) lpm6_##name
+LPM_COMMON_API(PFX_lpm6)
+
 static inline u128 key_load(const uint8_t *b)
 {
     uint64_t hi, lo;
@@ -43,8 +46,6 @@ static inline void key_store(uint8_t *b, u128 k)
     memcpy(b + 8, &lo, 8);
 }
 
-VR_EXPORT struct lpm6 *lpm6_create(struct rcu_domain *rcu) { return tm_create(rcu); }
-VR_EXPORT void lpm6_destroy(struct lpm6 *t) { tm_destroy(t); }
 
 VR_EXPORT int lpm6_insert(struct lpm6 *t, uint32_t vrf, const uint8_t addr[16], unsigned len, uint32_t nh)
 {
@@ -74,8 +75,6 @@ VR_EXPORT long lpm6_apply(struct lpm6 *t, uint32_t vrf, const uint8_t *addrs, co
     return rc;
 }
 
-VR_EXPORT size_t lpm6_count(const struct lpm6 *t, uint32_t vrf) { return tm_count(t, vrf); }
-VR_EXPORT size_t lpm6_total(const struct lpm6 *t) { return t->total; }
 
 VR_EXPORT size_t lpm6_dump(const struct lpm6 *t, uint32_t vrf, uint8_t *addrs, uint8_t *lens, uint32_t *nhs,
                            size_t cap)
@@ -90,9 +89,6 @@ VR_EXPORT size_t lpm6_dump(const struct lpm6 *t, uint32_t vrf, uint8_t *addrs, u
     return n;
 }
 
-VR_EXPORT size_t lpm6_vrfs(const struct lpm6 *t, uint16_t *out, size_t cap) { return tm_vrfs(t, out, cap); }
-VR_EXPORT size_t lpm6_bytes(const struct lpm6 *t) { return tm_bytes(t); }
-VR_EXPORT uint64_t lpm6_generation(const struct lpm6 *t) { return VR_LOAD_ACQ(&t->generation); }
 
 VR_EXPORT uint32_t lpm6_lookup(const struct lpm6 *t, uint16_t vrf, const uint8_t addr[16])
 {

@@ -769,3 +769,14 @@ static inline const struct fib *tm_fib(const struct LPM_T *t, uint32_t vrf)
 {
     return VR_LOAD_ACQ(&t->fibs[vrf & (NVRF - 1)]);
 }
+
+/* The entry points that do not depend on the key width, defined once for
+ * both families: PFX(name) pastes the family prefix (lpm4_, lpm6_). */
+#define LPM_COMMON_API(PFX)                                                                              \
+    VR_EXPORT struct LPM_T *PFX(create)(struct rcu_domain *rcu) { return tm_create(rcu); }             \
+    VR_EXPORT void PFX(destroy)(struct LPM_T *t) { tm_destroy(t); }                                    \
+    VR_EXPORT size_t PFX(count)(const struct LPM_T *t, uint32_t vrf) { return tm_count(t, vrf); }      \
+    VR_EXPORT size_t PFX(total)(const struct LPM_T *t) { return t->total; }                            \
+    VR_EXPORT size_t PFX(vrfs)(const struct LPM_T *t, uint16_t *out, size_t cap) { return tm_vrfs(t, out, cap); } \
+    VR_EXPORT size_t PFX(bytes)(const struct LPM_T *t) { return tm_bytes(t); }                         \
+    VR_EXPORT uint64_t PFX(generation)(const struct LPM_T *t) { return VR_LOAD_ACQ(&t->generation); }
