@@ -63,7 +63,8 @@ VR_EXPORT size_t lpm4_dump(const struct lpm4 *t, uint32_t vrf, uint32_t *addrs, 
 }
 
 
-VR_EXPORT uint32_t lpm4_lookup(const struct lpm4 *t, uint16_t vrf, uint32_t addr)
+/* Cloned per ISA by GCC (ifunc), like the bulk paths: popcnt when the CPU has it. */
+__attribute__((target_clones("popcnt", "default"))) VR_EXPORT uint32_t lpm4_lookup(const struct lpm4 *t, uint16_t vrf, uint32_t addr)
 {
     const struct fib *f = tm_fib(t, vrf);
     return f ? fib_lookup(f, addr) : NO_ROUTE;

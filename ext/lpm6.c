@@ -90,7 +90,8 @@ VR_EXPORT size_t lpm6_dump(const struct lpm6 *t, uint32_t vrf, uint8_t *addrs, u
 }
 
 
-VR_EXPORT uint32_t lpm6_lookup(const struct lpm6 *t, uint16_t vrf, const uint8_t addr[16])
+/* Cloned per ISA by GCC (ifunc), like the bulk paths: popcnt when the CPU has it. */
+__attribute__((target_clones("popcnt", "default"))) VR_EXPORT uint32_t lpm6_lookup(const struct lpm6 *t, uint16_t vrf, const uint8_t addr[16])
 {
     const struct fib *f = tm_fib(t, vrf);
     return f ? fib_lookup(f, key_load(addr)) : NO_ROUTE;

@@ -163,7 +163,7 @@ static void fib_free(void *p)
  * bit) and the popcount rank of bits 0..v. */
 #define RANK_SHIFT(rk) ((unsigned)(~(rk) >> (RKEY_BITS - STRIDE)) & 63u)
 
-static inline uint32_t fib_lookup(const struct fib *f, KEY_T k)
+static VR_ALWAYS_INLINE uint32_t fib_lookup(const struct fib *f, KEY_T k)
 {
     uint64_t e = VR_LOAD_ACQ(&f->direct[key_slot(k, f->s)]);
     if (IS_LEAF(e))
@@ -184,7 +184,7 @@ static inline uint32_t fib_lookup(const struct fib *f, KEY_T k)
 }
 
 /* Scalar bulk path: one key after the other. */
-static inline void bulk_scalar(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
+static VR_ALWAYS_INLINE void bulk_scalar(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = fib_lookup(f, keys[i]);
@@ -196,7 +196,7 @@ static inline void bulk_scalar(const struct fib *f, const KEY_T *keys, uint32_t 
  * in registers or lane arrays, measured slower here than this.) */
 #define AHEAD_D 16
 #define AHEAD_B 8
-static inline void bulk_batch(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
+static VR_ALWAYS_INLINE void bulk_batch(const struct fib *f, const KEY_T *keys, uint32_t *out, size_t n)
 {
     const uint64_t *D = f->direct;
     const unsigned s = f->s;

@@ -10,6 +10,9 @@
 #define VR_LIKELY(x) __builtin_expect(!!(x), 1)
 #define VR_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define VR_EXPORT __attribute__((visibility("default")))
+/* Hot helpers that must be inlined into each CPU-specific variant (compiled
+ * on their own they would get the portable ISA: popcount as a libgcc call). */
+#define VR_ALWAYS_INLINE inline __attribute__((always_inline))
 #define VR_ALIGNED(n) __attribute__((aligned(n)))
 
 #define VR_LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
