@@ -73,11 +73,8 @@ __attribute__((target_clones("popcnt", "default"))) VR_EXPORT uint32_t lpm4_look
 VR_EXPORT void lpm4_lookup_bulk(const struct lpm4 *t, uint16_t vrf, const uint32_t *addrs, uint32_t *out,
                                 size_t n, int impl)
 {
-    const struct fib *f = tm_fib(t, vrf);
-    if (!f) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = NO_ROUTE;
+    const struct fib *f = tm_bulk_fib(t, vrf, out, n);
+    if (!f)
         return;
-    }
     pick_bulk(impl)(f, addrs, out, n);
 }

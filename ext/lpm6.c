@@ -100,12 +100,9 @@ __attribute__((target_clones("popcnt", "default"))) VR_EXPORT uint32_t lpm6_look
 VR_EXPORT void lpm6_lookup_bulk(const struct lpm6 *t, uint16_t vrf, const uint8_t *addrs, uint32_t *out,
                                 size_t n, int impl)
 {
-    const struct fib *f = tm_fib(t, vrf);
-    if (!f) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = NO_ROUTE;
+    const struct fib *f = tm_bulk_fib(t, vrf, out, n);
+    if (!f)
         return;
-    }
     bulk_fn fn = pick_bulk(impl);
     u128 keys[64];
     for (size_t i = 0; i < n; i += 64) {

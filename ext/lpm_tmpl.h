@@ -770,6 +770,17 @@ static inline const struct fib *tm_fib(const struct LPM_T *t, uint32_t vrf)
     return VR_LOAD_ACQ(&t->fibs[vrf & (NVRF - 1)]);
 }
 
+/* The FIB of vrf for a bulk lookup; NULL (after answering NO_ROUTE for every
+ * key) when the VRF has no routes. */
+static inline const struct fib *tm_bulk_fib(const struct LPM_T *t, uint32_t vrf, uint32_t *out, size_t n)
+{
+    const struct fib *f = tm_fib(t, vrf);
+    if (!f)
+        for (size_t i = 0; i < n; i++)
+            out[i] = NO_ROUTE;
+    return f;
+}
+
 /* The entry points that do not depend on the key width, defined once for
  * both families: PFX(name) pastes the family prefix (lpm4_, lpm6_). */
 #define LPM_COMMON_API(PFX)                                                                              \
