@@ -227,6 +227,7 @@ static inline void fill_result(const struct flow_table *t, uint32_t idx, struct 
     r->action = e->action;
     r->drop_reason = e->drop_reason;
     r->tcp = e->tcp;
+    r->ecmp = e->ecmp;
 }
 
 static inline void fill_miss(struct flow_result *r)
@@ -284,6 +285,7 @@ static void lookup_chunk(struct flow_table *t, const struct flow_key *keys, uint
             cand[i] = VR_LOAD_RLX(&b1->idx[__builtin_ctz(m1)]);
             state[i] = 1;
             __builtin_prefetch(&t->e[cand[i] < t->nentries ? cand[i] : 0]);
+            __builtin_prefetch(&t->tm[cand[i] < t->nentries ? cand[i] : 0], 1);   /* flow_touch_bulk's */
         } else if (VR_LOAD_RLX(&b1->ovf) == 0) {
             state[i] = 5;   /* nothing of this bucket spilled: a miss */
         } else {
@@ -326,6 +328,7 @@ static void lookup_chunk(struct flow_table *t, const struct flow_key *keys, uint
         }
         if (!ok)
             result_stable(t, &keys[i], h[i], r);
+        r->hash = flow_hash32(h[i]);
         nhit += r->found;
     }
     *hits += nhit;
@@ -400,6 +403,23 @@ VR_EXPORT void flow_touch_bulk(struct flow_table *t, const uint32_t *idx, const 
     }
 }
 
+VR_EXPORT void flow_prefetch_insert(const struct flow_table *t, const struct flow_key *fwd)
+{
+    struct flow_key rev;
+    flow_key_reverse(fwd, &rev);
+    uint64_t hf = flow_hash(fwd), hr = flow_hash(&rev);
+    __builtin_prefetch(&t->b[hash_b1(t, hf)], 1);
+    __builtin_prefetch(&t->b[hash_b2(t, hf)], 1);
+    __builtin_prefetch(&t->b[hash_b1(t, hr)], 1);
+    __builtin_prefetch(&t->b[hash_b2(t, hr)], 1);
+}
+
+VR_EXPORT void flow_set_ecmp(struct flow_table *t, uint32_t idx, uint8_t slot)
+{
+    if (idx < t->nentries)
+        VR_STORE_RLX(&t->e[idx].ecmp, slot);
+}
+
 /* ---------------------------------------------------------------- writers */
 
 static int find_locked(const struct flow_table *t, uint32_t bi, uint16_t tag, const struct flow_key *k)
@@ -458,7 +478,7 @@ void flow__pair_free(struct flow_table *t, uint32_t p)
 }
 
 static void entry_fill(struct flow_table *t, uint32_t idx, const struct flow_key *k, uint32_t nh,
-                       const struct flow_install *in, uint32_t bucket, uint64_t now)
+                       uint8_t ecmp, const struct flow_install *in, uint32_t bucket, uint64_t now)
 {
     struct flow_entry *e = &t->e[idx];
     e->key = *k;
@@ -470,6 +490,7 @@ static void entry_fill(struct flow_table *t, uint32_t idx, const struct flow_key
     e->action = in->action;
     e->drop_reason = in->drop_reason;
     e->tcp = 0;
+    e->ecmp = ecmp;
     struct flow_times *tm = &t->tm[idx];
     tm->packets = tm->bytes = 0;
     tm->first_seen = tm->last_seen = now;
@@ -555,8 +576,8 @@ static int insert_locked(struct flow_table *t, struct flow_stats *st, const stru
         return -ENOSPC;
     }
     TEST_HOOK();
-    entry_fill(t, 2 * p, fwd, in->nh, in, fb, now);
-    entry_fill(t, 2 * p + 1, rev, in->rev_nh, in, rb, now);
+    entry_fill(t, 2 * p, fwd, in->nh, in->ecmp, in, fb, now);
+    entry_fill(t, 2 * p + 1, rev, in->rev_nh, in->rev_ecmp, in, rb, now);
     slot_set(&t->b[fb], fw, 2 * p, tf);
     slot_set(&t->b[rb], rw, 2 * p + 1, tr);
     if (fb != f1)

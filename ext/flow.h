@@ -104,7 +104,8 @@ struct flow_entry {
     uint8_t drop_reason;
     uint8_t state;         /* meaningful on the forward entry (2p) only */
     uint8_t tcp;
-    uint8_t pad[2];
+    uint8_t ecmp;          /* ECMP member slot chosen for this direction */
+    uint8_t pad;
 } VR_ALIGNED(VR_CACHE_LINE);
 
 /* Cold part: updated per packet by flow_touch_bulk. */
@@ -124,7 +125,7 @@ struct flow_timeouts {
     uint64_t drop;       /* pairs whose action is drop */
 };
 
-/* Result of a lookup: 16 bytes, mirrored by a numpy dtype. */
+/* Result of a lookup: 24 bytes, mirrored by a numpy dtype. */
 struct flow_result {
     uint32_t index;        /* entry index or FLOW_NONE */
     uint32_t nh;
@@ -133,6 +134,9 @@ struct flow_result {
     uint8_t action;
     uint8_t drop_reason;
     uint8_t tcp;
+    uint8_t ecmp;          /* the entry's ECMP member slot */
+    uint8_t pad[3];
+    uint32_t hash;         /* flow_hash32 of the key (ECMP, tunnel source ports) */
 };
 
 /* What to install for one pair (the forward key comes separately). */
@@ -144,6 +148,9 @@ struct flow_install {
     uint16_t vif;
     uint8_t action;
     uint8_t drop_reason;
+    uint8_t ecmp;          /* ECMP member slot of the forward / reverse entry */
+    uint8_t rev_ecmp;
+    uint8_t pad[2];
 };
 
 struct flow_stats {
@@ -190,6 +197,11 @@ uint32_t flow_vrf_count(const struct flow_table *t, uint16_t vrf);
 
 /* Readers. */
 uint64_t flow_hash(const struct flow_key *k);
+/* The 32 bits of a flow hash the datapath spreads on (both halves mixed). */
+static inline uint32_t flow_hash32(uint64_t h)
+{
+    return (uint32_t)(h ^ (h >> 32));
+}
 void flow_key_reverse(const struct flow_key *k, struct flow_key *rev);
 uint32_t flow_lookup(struct flow_table *t, const struct flow_key *k);   /* scalar */
 void flow_lookup_bulk(struct flow_table *t, int worker, const struct flow_key *keys,
@@ -200,6 +212,12 @@ int flow_get(struct flow_table *t, uint32_t idx, struct flow_entry *e, struct fl
 void flow_touch_bulk(struct flow_table *t, const uint32_t *idx, const uint32_t *bytes,
                      const uint8_t *tcp_flags, uint32_t n, uint64_t now);
 
+/* Prefetch (for writing) the four buckets flow_insert_pair(fwd) will lock:
+ * a caller about to insert several pairs issues these a few keys ahead. */
+void flow_prefetch_insert(const struct flow_table *t, const struct flow_key *fwd);
+/* Record the ECMP member slot a direction moved to (its member went away):
+ * one relaxed byte store by the worker that forwards the flow. */
+void flow_set_ecmp(struct flow_table *t, uint32_t idx, uint8_t slot);
 /* Writers (any thread, see contract above). */
 /* Returns the forward entry index (even) or -EEXIST / -ENOSPC / -EDQUOT;
  * *reason gets the FLOW_DROP_* outcome. rev may be NULL (computed). */

@@ -31,6 +31,7 @@ cdef extern from "flow.h" nogil:
         uint8_t drop_reason
         uint8_t state
         uint8_t tcp
+        uint8_t ecmp
 
     struct flow_times:
         uint64_t packets
@@ -54,6 +55,8 @@ cdef extern from "flow.h" nogil:
         uint8_t action
         uint8_t drop_reason
         uint8_t tcp
+        uint8_t ecmp
+        uint32_t hash
 
     struct flow_install:
         uint32_t nh
@@ -63,6 +66,8 @@ cdef extern from "flow.h" nogil:
         uint16_t vif
         uint8_t action
         uint8_t drop_reason
+        uint8_t ecmp
+        uint8_t rev_ecmp
 
     struct flow_stats:
         uint64_t inserts
@@ -102,6 +107,7 @@ cdef extern from "flow.h" nogil:
     uint64_t flow_hash(const flow_key *k)
     void flow_key_reverse(const flow_key *k, flow_key *rev)
     uint32_t flow_lookup(flow_table *t, const flow_key *k)
+    int flow_key_copies(flow_table *t, const flow_key *k)
     void flow_lookup_bulk(flow_table *t, int worker, const flow_key *keys, uint32_t n, flow_result *res)
     int flow_get(flow_table *t, uint32_t idx, flow_entry *e, flow_times *tm)
     void flow_touch_bulk(flow_table *t, const uint32_t *idx, const uint32_t *nbytes,

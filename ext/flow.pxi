@@ -75,6 +75,11 @@ cdef class FlowTable:
         with nogil:
             cf.flow_lookup_bulk(self.t, worker, k, n, r)
 
+    def key_copies(self, key):
+        """Test hook: how many entries hold this key (1 when present, never more)."""
+        cdef cf.flow_key *k = <cf.flow_key *>_buf(key, sizeof(cf.flow_key), "key", 1)
+        return cf.flow_key_copies(self.t, k)
+
     def lookup_scalar(self, keys, cnp.ndarray[uint32_t, ndim=1, mode="c"] out):
         cdef uint32_t n = len(keys), i
         cdef cf.flow_key *k = <cf.flow_key *>_buf(keys, sizeof(cf.flow_key), "keys")

@@ -18,17 +18,6 @@ VR_EXPORT const char *pkt_drop_name(int reason)
     return drop_names[reason];
 }
 
-static inline uint16_t rd16(const uint8_t *b)
-{
-    return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static inline void wr16(uint8_t *b, uint16_t v)
-{
-    b[0] = (uint8_t)(v >> 8);
-    b[1] = (uint8_t)v;
-}
-
 /* IPv4 address -> ::ffff:a.b.c.d (the flow key's form). */
 static inline void map4(uint8_t out[16], const uint8_t *a4)
 {
@@ -62,17 +51,17 @@ static inline int parse_l4(struct pkt *p, const uint8_t *l4, uint32_t avail, int
             return pkt_drop(p, PKT_DROP_BAD_TCP_OFFSET);
         if (VR_UNLIKELY(doff > avail))
             return pkt_drop(p, PKT_DROP_L4_TRUNCATED);
-        p->sport = rd16(l4);
-        p->dport = rd16(l4 + 2);
+        p->sport = vr_get16(l4);
+        p->dport = vr_get16(l4 + 2);
         p->tcp_flags = l4[13];
     } else if (proto == PKT_PROTO_UDP) {
         if (VR_UNLIKELY(avail < PKT_UDP_LEN))
             return pkt_drop(p, PKT_DROP_L4_TRUNCATED);
-        uint16_t ulen = rd16(l4 + 4);
+        uint16_t ulen = vr_get16(l4 + 4);
         if (VR_UNLIKELY(ulen < PKT_UDP_LEN || (!frag && ulen > avail)))
             return pkt_drop(p, PKT_DROP_BAD_UDP_LENGTH);
-        p->sport = rd16(l4);
-        p->dport = rd16(l4 + 2);
+        p->sport = vr_get16(l4);
+        p->dport = vr_get16(l4 + 2);
     } else if (proto == icmp_proto) {
         if (VR_UNLIKELY(avail < PKT_ICMP_LEN))
             return pkt_drop(p, PKT_DROP_L4_TRUNCATED);
@@ -81,7 +70,7 @@ static inline int parse_l4(struct pkt *p, const uint8_t *l4, uint32_t avail, int
         /* echo request/reply: the identifier tells the sessions apart */
         if (icmp_proto == PKT_PROTO_ICMP ? (type == 0 || type == 8)
                                          : (type == 128 || type == 129))
-            p->sport = rd16(l4 + 4);
+            p->sport = vr_get16(l4 + 4);
     } else {
         return 0;   /* another upper layer: not ours to check, no ports */
     }
@@ -122,7 +111,7 @@ static inline int parse_ip4(struct pkt *p, const uint8_t *ip, uint32_t avail, un
     unsigned hlen = (unsigned)(ip[0] & 0x0f) * 4;
     if (VR_UNLIKELY(hlen < PKT_IP4_LEN || hlen > avail))
         return pkt_drop(p, PKT_DROP_BAD_IHL);
-    unsigned tot = rd16(ip + 2);
+    unsigned tot = vr_get16(ip + 2);
     if (VR_UNLIKELY(tot < hlen || tot > avail))
         return pkt_drop(p, PKT_DROP_BAD_IP_LENGTH);
     if (flags & PKT_PARSE_VERIFY_IP4_CSUM) {
@@ -137,7 +126,7 @@ static inline int parse_ip4(struct pkt *p, const uint8_t *ip, uint32_t avail, un
     map4(p->dst, ip + 16);
     p->l4_off = (uint16_t)(p->l3_off + hlen);
 
-    unsigned frag = rd16(ip + 6);
+    unsigned frag = vr_get16(ip + 6);
     int is_frag = (frag & (PKT_IP4_MF | PKT_IP4_OFFMASK)) != 0;
     if (VR_UNLIKELY(is_frag)) {
         unsigned foff = (frag & PKT_IP4_OFFMASK) * 8;
@@ -158,7 +147,7 @@ static inline int parse_ip6(struct pkt *p, const uint8_t *ip, uint32_t avail)
         return pkt_drop(p, PKT_DROP_TRUNCATED);
     if (VR_UNLIKELY((ip[0] >> 4) != 6))
         return pkt_drop(p, PKT_DROP_BAD_IP_VERSION);
-    uint32_t end = PKT_IP6_LEN + rd16(ip + 4);
+    uint32_t end = PKT_IP6_LEN + vr_get16(ip + 4);
     if (VR_UNLIKELY(end > avail))
         return pkt_drop(p, PKT_DROP_BAD_IP_LENGTH);
     p->flags |= PKT_F_IP6;
@@ -178,7 +167,7 @@ static inline int parse_ip6(struct pkt *p, const uint8_t *ip, uint32_t avail)
             return pkt_drop(p, PKT_DROP_IPV6_EXT_CHAIN);
         const uint8_t *h = ip + off;
         if (nh == 44) {
-            unsigned foff = rd16(h + 2) & 0xfff8u;  /* 13-bit offset << 3 = bytes */
+            unsigned foff = vr_get16(h + 2) & 0xfff8u;  /* 13-bit offset << 3 = bytes */
             unsigned more = h[3] & 1;
             nh = h[0];
             off += PKT_IP6_FRAG_LEN;
@@ -212,10 +201,10 @@ static inline int parse_arp(struct pkt *p, const uint8_t *a, uint32_t avail)
 {
     if (VR_UNLIKELY(avail < PKT_ARP_LEN))
         return pkt_drop(p, PKT_DROP_TRUNCATED);
-    if (VR_UNLIKELY(rd16(a) != 1 || rd16(a + 2) != PKT_ETH_P_IP4 || a[4] != 6 || a[5] != 4))
+    if (VR_UNLIKELY(vr_get16(a) != 1 || vr_get16(a + 2) != PKT_ETH_P_IP4 || a[4] != 6 || a[5] != 4))
         return pkt_drop(p, PKT_DROP_BAD_ARP);
     p->flags |= PKT_F_ARP;
-    p->dport = rd16(a + PKT_ARP_OPER);
+    p->dport = vr_get16(a + PKT_ARP_OPER);
     map4(p->src, a + PKT_ARP_SPA);
     map4(p->dst, a + PKT_ARP_TPA);
     return 0;
@@ -240,15 +229,15 @@ static inline void pkt_parse_one(struct pkt *p, unsigned flags)
         return;
     }
     uint32_t off = PKT_ETH_LEN;
-    uint16_t et = rd16(f + 12);
+    uint16_t et = vr_get16(f + 12);
     if (is_vlan_tpid(et)) {
         if (VR_UNLIKELY(len < PKT_ETH_LEN + PKT_VLAN_LEN)) {
             pkt_drop(p, PKT_DROP_TRUNCATED);
             return;
         }
         p->flags |= PKT_F_VLAN;
-        p->vlan_tci = rd16(f + 14);
-        et = rd16(f + 16);
+        p->vlan_tci = vr_get16(f + 14);
+        et = vr_get16(f + 16);
         off += PKT_VLAN_LEN;
         if (VR_UNLIKELY(is_vlan_tpid(et))) {
             p->ethertype = et;
@@ -342,7 +331,7 @@ VR_EXPORT uint16_t pkt_csum_update(uint16_t csum, const uint8_t *old, const uint
 {
     uint32_t s = (uint16_t)~csum;
     for (unsigned i = 0; i + 1 < len; i += 2)
-        s += (uint32_t)(uint16_t)~rd16(old + i) + rd16(new_ + i);
+        s += (uint32_t)(uint16_t)~vr_get16(old + i) + vr_get16(new_ + i);
     return (uint16_t)~pkt_csum_fold(s);
 }
 
@@ -370,7 +359,7 @@ static inline int l4_csum_field(const struct pkt *p)
 /* Bytes from l4_off to the end of the IP packet (not the frame: padding). */
 static inline uint32_t l4_len(const struct pkt *p, const uint8_t *ip)
 {
-    uint32_t end = (p->flags & PKT_F_IP4) ? rd16(ip + 2) : PKT_IP6_LEN + (uint32_t)rd16(ip + 4);
+    uint32_t end = (p->flags & PKT_F_IP4) ? vr_get16(ip + 2) : PKT_IP6_LEN + (uint32_t)vr_get16(ip + 4);
     return p->l3_off + end - p->l4_off;
 }
 
@@ -393,11 +382,11 @@ VR_EXPORT int pkt_l4_csum_fill(struct pkt *p)
     if (p->drop != PKT_DROP_NONE || !(p->flags & PKT_F_L4) || (p->flags & PKT_F_FRAG) || field < 0)
         return -1;
     uint8_t *c = pkt_data(p) + p->l4_off + field;
-    wr16(c, 0);
+    vr_put16(c, 0);
     uint16_t v = pkt_l4_csum(p);
     if (v == 0 && p->proto == PKT_PROTO_UDP)
         v = 0xffff;   /* 0 means "no checksum" in UDP (RFC 768) */
-    wr16(c, v);
+    vr_put16(c, v);
     return 0;
 }
 
@@ -408,9 +397,9 @@ VR_EXPORT int pkt_ttl_decrement(struct pkt *p)
     uint8_t *ip = pkt_data(p) + p->l3_off;
     if (p->flags & PKT_F_IP4) {
         /* TTL is the high byte of the (TTL, protocol) word */
-        uint16_t old = rd16(ip + 8);
+        uint16_t old = vr_get16(ip + 8);
         ip[8]--;
-        wr16(ip + 10, pkt_csum_update16(rd16(ip + 10), old, rd16(ip + 8)));
+        vr_put16(ip + 10, pkt_csum_update16(vr_get16(ip + 10), old, vr_get16(ip + 8)));
     } else {
         ip[7]--;
     }

@@ -374,6 +374,15 @@ VR_EXPORT int pol_eval(const struct pol_table *pt, const struct flow_key *k, uin
     return eval_one(pt, k, 1, vif, dir, r, 0);
 }
 
+VR_EXPORT int pol_eval_vif(const struct pol_table *pt, const struct flow_key *k, uint16_t vif, int dir,
+                           struct pol_result *r)
+{
+    const struct pol_list *sg = VR_LOAD_ACQ(&pt->vif[vif]);
+    if (!sg)
+        return set_result(r, POL_RULE_NONE, POL_PASS, 0);
+    return pol_list_eval(sg, k, dir, r);
+}
+
 VR_EXPORT void pol_eval_bulk(const struct pol_table *pt, const struct flow_key *keys,
                              const uint16_t *vifs, int dir, uint32_t n, struct pol_result *res,
                              int linear)

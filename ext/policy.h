@@ -84,6 +84,9 @@ int pol_list_eval_linear(const struct pol_list *l, const struct flow_key *k, int
 /* The vif's security group first (a deny ends it), then the VRF's policy. */
 int pol_eval(const struct pol_table *pt, const struct flow_key *k, uint16_t vif, int dir,
              struct pol_result *r);
+/* The vif's own list only (no VRF policy); no list: pass, POL_RULE_NONE. */
+int pol_eval_vif(const struct pol_table *pt, const struct flow_key *k, uint16_t vif, int dir,
+                 struct pol_result *r);
 void pol_eval_bulk(const struct pol_table *pt, const struct flow_key *keys, const uint16_t *vifs,
                    int dir, uint32_t n, struct pol_result *res, int linear);
 /* flow_revalidator callback: ctx = struct pol_table *, direction IN. */

@@ -23,14 +23,16 @@ NS = 1_000_000_000
 KEY_DTYPE = np.dtype([("src", "u1", 16), ("dst", "u1", 16), ("sport", "<u2"), ("dport", "<u2"),
                       ("vrf", "<u2"), ("proto", "u1"), ("family", "u1")])
 RESULT_DTYPE = np.dtype([("index", "<u4"), ("nh", "<u4"), ("rule_id", "<u4"), ("found", "u1"),
-                         ("action", "u1"), ("drop_reason", "u1"), ("tcp", "u1")])
+                         ("action", "u1"), ("drop_reason", "u1"), ("tcp", "u1"), ("ecmp", "u1"),
+                         ("pad", "u1", 3), ("hash", "<u4")])
 INSTALL_DTYPE = np.dtype([("nh", "<u4"), ("rev_nh", "<u4"), ("rule_id", "<u4"),
                           ("policy_gen", "<u4"), ("vif", "<u2"), ("action", "u1"),
-                          ("drop_reason", "u1")])
+                          ("drop_reason", "u1"), ("ecmp", "u1"), ("rev_ecmp", "u1"), ("pad", "u1", 2)])
 ENTRY_DTYPE = np.dtype({"names": ["key", "nh", "rule_id", "policy_gen", "bucket", "vif", "action",
-                                  "drop_reason", "state", "tcp"],
-                        "formats": [KEY_DTYPE, "<u4", "<u4", "<u4", "<u4", "<u2", "u1", "u1", "u1", "u1"],
-                        "offsets": [0, 40, 44, 48, 52, 56, 58, 59, 60, 61], "itemsize": 64})
+                                  "drop_reason", "state", "tcp", "ecmp"],
+                        "formats": [KEY_DTYPE, "<u4", "<u4", "<u4", "<u4", "<u2", "u1", "u1", "u1", "u1",
+                                    "u1"],
+                        "offsets": [0, 40, 44, 48, 52, 56, 58, 59, 60, 61, 62], "itemsize": 64})
 TIMES_DTYPE = np.dtype([("packets", "<u8"), ("bytes", "<u8"), ("first_seen", "<u8"),
                         ("last_seen", "<u8")])
 
@@ -212,6 +214,10 @@ class FlowTable:
     def set_timeouts(self, timeouts: Timeouts) -> None:
         self._t.set_timeouts(timeouts.as_ns())
         self.timeouts = timeouts
+
+    def key_copies(self, key: np.ndarray) -> int:
+        """Test hook: entries holding this key (a 1-record KEY_DTYPE array); never more than 1."""
+        return self._t.key_copies(check_keys(key, "key"))
 
     def set_quota(self, *, vif: int | None = None, vrf: int | None = None, limit: int | None = 0) -> None:
         """Max pairs for one vif or VRF (0 = unlimited, None = the default)."""
