@@ -11,11 +11,15 @@ command -v "$PY" >/dev/null || need_apt+=(python3)
 "$PY" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null \
     || need_apt+=(python3-dev)
 "$PY" -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# tshark: the pipeline tests dissect encapsulated frames with it (Wireshark's
+# dissectors are the reference for VXLAN / MPLSoUDP); --no-install-recommends
+# keeps it to the command-line tools.
+command -v tshark >/dev/null || need_apt+=(tshark)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 # --break-system-packages: Debian's own python3 refuses pip installs without

@@ -62,10 +62,12 @@ def _record(d: np.void) -> dict:
 class Burst:
     """Frames copied into one backing store (headroom before each) with their descriptors."""
 
-    def __init__(self, frames: list[bytes], headroom: int = HEADROOM, vif: int = 0):
+    def __init__(self, frames: list[bytes], headroom: int = HEADROOM, vif=0, tailroom: int = 0):
+        """vif: one id for every frame, or a sequence of one per frame. tailroom: bytes free after
+        the longest frame (the pipeline's answers may grow a frame)."""
         n = len(frames)
         longest = max((len(f) for f in frames), default=0)
-        self.stride = -(-(headroom + longest) // 64) * 64 or 64
+        self.stride = -(-(headroom + longest + tailroom) // 64) * 64 or 64
         if self.stride > MAX_BUFFER:
             raise ValueError(f"frame of {longest} bytes + headroom {headroom}: longer than a descriptor holds")
         self.headroom = headroom
