@@ -378,6 +378,59 @@ static int workload_in(struct run *r, struct pkt *p, struct pl_result *res, stru
     return 1;
 }
 
+/* Where the outer headers of a tunnel packet were, once it is decapsulated. */
+struct outer {
+    unsigned off, len, l3, l4;
+    int v4;
+};
+
+/* An ARP request inside VXLAN (a remote VTEP, e.g. a Linux vxlan device,
+ * resolving one of our pods): answered by sending the packet back where it
+ * came from: outer addresses swapped, inner ARP turned into the reply. Only
+ * for addresses of local pods (an INTERFACE route in the VNI's VRF). */
+static int vxlan_arp(struct run *r, struct pkt *p, struct pl_result *res, const struct vif *v, uint16_t vrf,
+                     const struct outer *o)
+{
+    const uint8_t *a = pkt_data(p) + p->l3_off;
+    char s[INET6_ADDRSTRLEN];
+    TR(r, "arp op=%u target=%s in=vxlan\n", vr_get16(a + PKT_ARP_OPER), addr_str(4, p->dst, s, sizeof s));
+    if (vr_get16(a + PKT_ARP_OPER) != 1 || vr_get32(p->src + 12) == 0 || memcmp(p->src, p->dst, 16) == 0)
+        return drop(r, res, v, PL_DROP_ARP_NOT_FOR_US);
+    int why;
+    uint32_t nh = resolve(r, vrf, 4, p->dst, &why);
+    const struct nh *n = nh == LPM_NO_ROUTE ? NULL : nh_get(r->pl->nt, nh);
+    if (!n || n->s.type != NH_INTERFACE)
+        return drop(r, res, v, PL_DROP_ARP_NOT_FOR_US);
+    local_arp_reply(p, v->mac);
+    uint8_t *f = p->buf + o->off, *ip = f + o->l3, *udp = f + o->l4;
+    memcpy(f, f + 6, 6);
+    memcpy(f + 6, v->mac, 6);
+    if (o->v4) {
+        uint8_t t[4];
+        memcpy(t, ip + 12, 4);
+        memcpy(ip + 12, ip + 16, 4);
+        memcpy(ip + 16, t, 4);
+        ip[8] = LOCAL_TTL;
+        vr_put16(ip + 10, 0);
+        vr_put16(ip + 10, pkt_ip4_csum(ip, (ip[0] & 0xfu) * 4));
+        vr_put16(udp + 6, 0);
+    } else {
+        uint8_t t[16];
+        memcpy(t, ip + 8, 16);
+        memcpy(ip + 8, ip + 24, 16);
+        memcpy(ip + 24, t, 16);
+        ip[7] = LOCAL_TTL;
+        unsigned ulen = vr_get16(udp + 4);
+        vr_put16(udp + 6, 0);
+        uint16_t c = (uint16_t)~pkt_csum_fold(
+            pkt_csum_add(udp, ulen, pkt_pseudo_sum(6, ip + 8, ip + 24, PKT_PROTO_UDP, ulen)));
+        vr_put16(udp + 6, c ? c : 0xffff);
+    }
+    p->data_off = (uint16_t)o->off;
+    p->data_len = (uint16_t)o->len;
+    return reply(r, p, res, v, PL_REPLY_VXLAN_ARP);
+}
+
 /* From the fabric: tunnels addressed to this node are opened; the rest is
  * the node's own traffic. 1 = on to the flow stage. */
 static int fabric_in(struct run *r, struct pkt *p, struct pl_result *res, struct pctx *c)
@@ -390,6 +443,7 @@ static int fabric_in(struct run *r, struct pkt *p, struct pl_result *res, struct
         return to_host(r, p, res);
     uint32_t id;
     unsigned end;
+    struct outer o = {p->data_off, p->data_len, p->l3_off, p->l4_off, !!(p->flags & PKT_F_IP4)};
     if (p->dport == PL_VXLAN_PORT) {
         int off = encap_vxlan_inner(p, &id, &end);
         if (off < 0)
@@ -433,7 +487,8 @@ static int fabric_in(struct run *r, struct pkt *p, struct pl_result *res, struct
     if (pkt_parse_burst(p, 1, r->pl->parse_flags) != 1)
         return drop(r, res, v, p->drop);
     if (p->flags & PKT_F_ARP)
-        return drop(r, res, v, PL_DROP_ARP_NOT_FOR_US);
+        return c->decap == NH_ENC_VXLAN ? vxlan_arp(r, p, res, v, c->vrf, &o)
+                                        : drop(r, res, v, PL_DROP_ARP_NOT_FOR_US);
     if (!(p->flags & (PKT_F_IP4 | PKT_F_IP6)))
         return drop(r, res, v, PL_DROP_L2_UNSUPPORTED);
     if (mapped_multicast(pkt_family(p), p->dst))

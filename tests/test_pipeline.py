@@ -674,3 +674,26 @@ def test_trace_of_a_decapsulated_packet(node):
     assert (dec["encap"], dec["label"]) == ("mplsoudp", LABEL_VRF1)
     assert [s["dst"] for s in t.stage("parse")] == [NODE4, POD2.ip4]
     assert t.result.out_vif == POD2.vif
+
+
+@pytest.mark.parametrize("outer", ["4", "6"])
+def test_arp_inside_vxlan_is_answered_back_through_the_tunnel(node, outer):
+    """A remote VTEP (a Linux vxlan device, say) resolving a local pod gets the answer in VXLAN."""
+    src, dst = (PEER4, NODE4) if outer == "4" else (PEER6, NODE6)
+    req = ARP(op=1, hwsrc="02:aa:00:00:00:01", psrc="10.1.0.77", pdst=POD1.ip4)
+    r = one(node, vxlan_in(VNI1, req, src, dst), FABRIC)
+    assert (r.verdict, r.reason, r.out_vif) == ("reply", "vxlan_arp_reply", FABRIC)
+    out = dissect(r.frame)
+    ip = out[IP] if outer == "4" else out[IPv6]
+    assert (out.dst, out.src) == (UNDERLAY_MAC, FABRIC_MAC) and (ip.src, ip.dst) == (dst, src)
+    if outer == "4":
+        assert csum_ok(out, IP) and out[UDP].chksum == 0
+    else:
+        assert csum_ok(out, UDP)
+    assert out[UDP].dport == 4789 and out[VXLAN].vni == VNI1
+    a = out[VXLAN].payload[ARP]
+    assert (a.op, a.psrc, a.hwsrc, a.pdst, a.hwdst) == (2, POD1.ip4, FABRIC_MAC, "10.1.0.77", "02:aa:00:00:00:01")
+    assert out[VXLAN].payload.dst == "02:aa:00:00:00:01"
+    # not for addresses that are not local pods
+    req2 = ARP(op=1, hwsrc="02:aa:00:00:00:01", psrc="10.1.0.77", pdst="10.2.0.5")
+    assert one(node, vxlan_in(VNI1, req2), FABRIC).reason == "arp_not_for_us"

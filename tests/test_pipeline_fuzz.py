@@ -45,6 +45,7 @@ def corpus() -> list[tuple[int, bytes]]:
     out.append((FABRIC, vxlan_in(VNI1, ip_packet("fd00:2::9", POD1.ip6, "udp"), "2001:db8:f::2",
                                  "2001:db8:f::1")))
     out.append((FABRIC, mpls_in(LABEL_POD1, ip_packet("10.3.0.9", POD1.ip4, "udp"))))
+    out.append((FABRIC, vxlan_in(VNI1, ARP(op=1, hwsrc="02:aa:00:00:00:01", psrc="10.1.0.77", pdst=POD1.ip4))))
     out.append((FABRIC, mpls_in(LABEL_VRF1, ip_packet("fd00:3::9", POD2.ip6, "icmp"))))
     out.append((FABRIC, bytes(Ether() / IP(src="192.0.2.2", dst="192.0.2.1") / UDP(dport=22))))
     out.append((HOST, from_pod(POD1, POD2.ip4)))
