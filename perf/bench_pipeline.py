@@ -1,7 +1,7 @@
 """Pipeline benchmark: frames through ext/pipeline.c in bursts of 64, one worker, one core.
 
 Prints a table, or one JSON object with --json. Every figure is the median of --runs runs.
-Each run is one Python call (pl_bench_loop in C, GIL released): it copies each frame from a
+Runs interleave the cases. Each run is one Python call (pl_bench_loop in C, GIL released): it copies each frame from a
 template row into its buffer (as an rx ring would have written it) and hands bursts of 64 to
 pl_process; Mpps counts the whole loop (copy included), cycles/packet only pl_process (TSC).
 
@@ -23,7 +23,8 @@ import statistics
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # numpy's BLAS threads must not spin beside us
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import logging  # noqa: E402
@@ -164,11 +165,15 @@ def main() -> None:
     ghz = tsc_ghz()
     out = {"tsc_ghz": round(ghz, 3), "burst": BURST, "flows": FLOWS, "first_packet_flows": FIRST_FLOWS,
            "runs": args.runs}
-    for name in ("vxlan_encap", "vxlan_decap", "mplsoudp_encap", "local", "first_packet"):
-        fn = run_first if name == "first_packet" else (lambda it, n=name: run_hit(n, it))
-        res = [fn(args.iterations) for _ in range(args.runs)]
-        out[f"pipeline_{name}_Mpps"] = round(statistics.median(r[0] for r in res), 2)
-        out[f"pipeline_{name}_cycles_per_packet"] = round(statistics.median(r[1] for r in res), 1)
+    names = ("vxlan_encap", "vxlan_decap", "mplsoudp_encap", "local", "first_packet")
+    res = {n: [] for n in names}
+    for _ in range(args.runs):   # interleaved: the machine's noise hits every case alike
+        for name in names:
+            res[name].append(run_first(args.iterations) if name == "first_packet" else
+                             run_hit(name, args.iterations))
+    for name in names:
+        out[f"pipeline_{name}_Mpps"] = round(statistics.median(r[0] for r in res[name]), 2)
+        out[f"pipeline_{name}_cycles_per_packet"] = round(statistics.median(r[1] for r in res[name]), 1)
     if args.json:
         print(json.dumps(out))
         return
