@@ -6,17 +6,27 @@ each component's C file is compiled separately with the strict flags below.
 Cython's own generated C is compiled with the same flags minus the warnings it
 cannot avoid (it is not our code).
 
+The AF_XDP back-end links against libxdp and libbpf, and its XDP program
+(ext/xdp_tunnel.bpf.c) is compiled with clang for the BPF target into
+vrouter/bpf/xdp_tunnel.o, installed as package data (build_ext and build_py
+both make it; it is never committed).
+
 Environment:
   VROUTER_SANITIZE=1   build with AddressSanitizer + UBSan (tests/sanitize.sh)
   VROUTER_DEBUG=1      -O0 -g, argument checks compiled in (VR_DEBUG)
+  CLANG=path           the clang that compiles the XDP program (default: clang on PATH)
 """
 import glob
 import os
+import shutil
+import subprocess
+import sysconfig
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SANITIZE = os.environ.get("VROUTER_SANITIZE") == "1"
@@ -31,12 +41,48 @@ CYTHON_RELAX = ["-Wno-unused-function", "-Wno-unused-parameter",
                 "-Wno-missing-field-initializers", "-Wno-unreachable-code"]
 
 
+BPF_SRC = os.path.join(HERE, "ext", "xdp_tunnel.bpf.c")
+BPF_OBJ = os.path.join(HERE, "vrouter", "bpf", "xdp_tunnel.o")
+
+
+def build_bpf(force=False):
+    """ext/xdp_tunnel.bpf.c -> vrouter/bpf/xdp_tunnel.o (clang -O2 -g -target bpf)."""
+    if not force and os.path.exists(BPF_OBJ) and os.path.getmtime(BPF_OBJ) >= os.path.getmtime(BPF_SRC):
+        return
+    clang = os.environ.get("CLANG") or shutil.which("clang")
+    if not clang:
+        raise SystemExit("error: clang not found: it compiles the XDP program ext/xdp_tunnel.bpf.c for the AF_XDP "
+                         "back-end (tools/bootstrap.sh installs clang, llvm, libxdp-dev and libbpf-dev; or set CLANG)")
+    cmd = [clang, "-O2", "-g", "-target", "bpf", "-Wall", "-Werror"]
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if multiarch and os.path.isdir(f"/usr/include/{multiarch}"):
+        cmd.append(f"-I/usr/include/{multiarch}")   # <asm/types.h> of the host, for linux/bpf.h
+    os.makedirs(os.path.dirname(BPF_OBJ), exist_ok=True)
+    cmd += ["-c", BPF_SRC, "-o", BPF_OBJ]
+    print(" ".join(cmd))
+    r = subprocess.run(cmd)
+    if r.returncode:
+        raise SystemExit(f"error: compiling the XDP program failed ({' '.join(cmd)})")
+
+
+class BuildPy(build_py):
+    """Make the XDP object before copying package data."""
+
+    def run(self):
+        build_bpf()
+        super().run()
+
+
 class BuildExt(build_ext):
     """Compile ext/*.c with -Wall -Wextra -Werror, then link with the Cython module."""
 
+    def run(self):
+        build_bpf(force=self.force)
+        super().run()
+
     def build_extension(self, ext):
         srcs = sorted(glob.glob(os.path.join(HERE, "ext", "*.c")))
-        srcs = [s for s in srcs if not s.endswith("vrouter_ext.c")]
+        srcs = [s for s in srcs if not s.endswith("vrouter_ext.c") and not s.endswith(".bpf.c")]
         objects = self.compiler.compile(
             srcs, output_dir=self.build_temp, include_dirs=[os.path.join(HERE, "ext")],
             extra_postargs=COMMON + WARN, depends=glob.glob(os.path.join(HERE, "ext", "*.h")))
@@ -50,6 +96,7 @@ ext = Extension(
     include_dirs=["ext", numpy.get_include()],
     extra_compile_args=COMMON + WARN + CYTHON_RELAX,
     extra_link_args=["-pthread"] + SAN,
+    libraries=["xdp", "bpf"],   # AF_XDP back-end (ext/io_xsk.c)
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     # Every C file too: they are linked in as extra objects, so a change to one
     # alone must relink the module.
@@ -64,7 +111,8 @@ setup(
                                     "tools", "tools.*"]),
     ext_modules=cythonize([ext], include_path=["ext"], language_level=3,
                           compiler_directives={"boundscheck": False, "wraparound": False}),
-    cmdclass={"build_ext": BuildExt},
+    package_data={"vrouter": ["bpf/xdp_tunnel.o"]},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     python_requires=">=3.11",
     install_requires=["numpy>=1.24"],
     entry_points={"console_scripts": ["vrouter=vrouter.__main__:main"]},

@@ -15,6 +15,16 @@ command -v "$PY" >/dev/null || need_apt+=(python3)
 # dissectors are the reference for VXLAN / MPLSoUDP); --no-install-recommends
 # keeps it to the command-line tools.
 command -v tshark >/dev/null || need_apt+=(tshark)
+# the end-to-end tests: ping and ethtool in namespaces, iperf3 for TCP where installed
+command -v ping >/dev/null || need_apt+=(iputils-ping)
+command -v ethtool >/dev/null || need_apt+=(ethtool)
+command -v ip >/dev/null || need_apt+=(iproute2)
+# AF_XDP back-end (ext/io_xsk.c): libxdp / libbpf to link against; clang and
+# llvm compile its XDP program (ext/xdp_tunnel.bpf.c) for the BPF target.
+[ -e /usr/include/xdp/xsk.h ] || need_apt+=(libxdp-dev)
+[ -e /usr/include/bpf/libbpf.h ] || need_apt+=(libbpf-dev)
+command -v clang >/dev/null || need_apt+=(clang)
+command -v llc >/dev/null || need_apt+=(llvm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
