@@ -1,5 +1,7 @@
 """The ``vrouter`` command.
 
+  vrouter run --config node.yaml     run the node: pods' TAP devices, the fabric
+                                     (AF_XDP or AF_PACKET), worker threads
   vrouter table-demo [ADDRESS ...]   load a real Internet routing table into a
                                      VRF and answer longest-prefix lookups
 """
@@ -18,7 +20,22 @@ def main(argv=None) -> int:
     demo.add_argument("addresses", nargs="*", help="IPv4/IPv6 addresses to look up (default: a few well-known)")
     demo.add_argument("--table", default=None, help="gzip file of CIDR prefixes (default: the shared tier-1 table)")
     demo.add_argument("--vrf", type=int, default=1, help="VRF to load it into (default 1)")
+    run = sub.add_parser("run", help="run the node process (root)")
+    run.add_argument("--config", required=True, help="node configuration (YAML); see vrouter/config.py")
+    run.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
+    if args.cmd == "run":
+        from vrouter import config, node
+        try:
+            conf = config.load(args.config)
+        except config.ConfigError as e:
+            print(f"vrouter run: {args.config}: {e}", file=sys.stderr)
+            return 2
+        if args.check:
+            print(f"vrouter run: {args.config}: ok ({len(conf.vifs)} vifs, {len(conf.nexthops)} next hops, "
+                  f"{len(conf.routes)} routes)")
+            return 0
+        return node.run(conf)
     if args.cmd == "table-demo":
         try:
             return tabledemo.run(args.table, args.vrf, args.addresses, out=sys.stdout)

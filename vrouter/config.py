@@ -1,0 +1,334 @@
+"""The node configuration (``vrouter run --config node.yaml``), validated whole.
+
+    node:
+      name: node-a
+      workers: 1                      # worker threads (default 1)
+      cpus: [1]                       # pin worker i to cpus[i] (optional)
+      flow_table_size: 65536          # flow entries (pairs x 2), fixed at start
+      router_mac: 00:00:5e:00:01:00   # the gateway MAC every pod sees
+      log_format: text                # text | json
+      run_dir: /run/vrouter           # stats.json (and, later, the control socket) live here
+      control: ipc:///run/vrouter/control.sock
+      stats_interval: 1.0             # seconds between stats.json updates (0: never)
+    fabric:                           # optional: a node with pods only needs none
+      interface: eth1
+      io: auto                        # xdp | afpacket | auto (xdp, else afpacket with a warning)
+      xdp_mode: native                # native | skb
+      ip: 192.0.2.1                   # the node's underlay addresses (tunnels end here)
+      ip6: 2001:db8:f::1
+      gateway_mac: 02:fa:00:00:00:fe  # the underlay next hop (default for tunnel next hops)
+    vifs:                             # pods: a TAP device each, moved into the pod's namespace
+      - id: 1
+        name: tap-pod1
+        netns: pod1                   # optional; must exist
+        vrf: 1
+        mac: 02:00:00:00:01:02        # the pod's MAC
+        ip: 10.1.0.2/24               # the pod's address and subnet
+        gateway: 10.1.0.1
+        ip6: fd00:1::2/64             # optional, with gateway6
+        gateway6: fd00:1::1
+        mtu: 1500
+        policy: false
+        nh: 1                         # the next hop made for it (default: its id)
+    nexthops:                         # everything else (tunnels, ECMP, discard, ...)
+      - {id: 100, type: tunnel, encap: vxlan, dst: 192.0.2.2, vni: 100}
+    routes:
+      - {vrf: 1, prefix: 10.2.0.0/16, nh: 100}
+    labels: [{label: 6001, nh: 1}]
+    vnis: [{vni: 100, vrf: 1}]
+
+A tunnel next hop's src, vif and dmac default to the fabric's address of its
+family, the fabric vif (id 0) and fabric.gateway_mac. Every error names the
+field: ``vifs[1].ip: ...``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+
+FABRIC_VIF = 0
+DEFAULT_ROUTER_MAC = "00:00:5e:00:01:00"
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the field."""
+
+
+@dataclass
+class VifConf:
+    id: int
+    name: str
+    vrf: int
+    mac: str
+    ip: ipaddress.IPv4Interface | None
+    gateway: ipaddress.IPv4Address | None
+    ip6: ipaddress.IPv6Interface | None
+    gateway6: ipaddress.IPv6Address | None
+    netns: str | None
+    mtu: int
+    policy: bool
+    nh: int
+
+
+@dataclass
+class FabricConf:
+    interface: str
+    io: str
+    xdp_mode: str
+    ip: ipaddress.IPv4Address | None
+    ip6: ipaddress.IPv6Address | None
+    gateway_mac: str | None
+
+
+@dataclass
+class NodeConf:
+    name: str
+    workers: int
+    cpus: list[int]
+    flow_table_size: int
+    router_mac: str
+    log_format: str
+    run_dir: str
+    control: str
+    stats_interval: float
+    fabric: FabricConf | None
+    vifs: list[VifConf] = field(default_factory=list)
+    nexthops: list[dict] = field(default_factory=list)
+    routes: list[dict] = field(default_factory=list)
+    labels: list[dict] = field(default_factory=list)
+    vnis: list[dict] = field(default_factory=list)
+
+
+def _section(d, name: str, where: str, required=False) -> dict:
+    v = d.get(name)
+    if v is None:
+        if required:
+            raise ConfigError(f"{where}{name}: missing")
+        return {}
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}{name}: must be a mapping, got {type(v).__name__}")
+    return v
+
+
+def _list(d, name: str) -> list:
+    v = d.get(name, [])
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ConfigError(f"{name}: must be a list, got {type(v).__name__}")
+    return v
+
+
+def _unknown(d: dict, allowed, where: str) -> None:
+    extra = sorted(set(d) - set(allowed))
+    if extra:
+        raise ConfigError(f"{where}{extra[0]}: unknown field (known: {', '.join(sorted(allowed))})")
+
+
+def _int(d, name, where, lo, hi, default=None):
+    v = d.get(name, default)
+    if v is None:
+        raise ConfigError(f"{where}{name}: missing")
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{where}{name}: must be an integer {lo}..{hi}, got {v!r}")
+    return v
+
+
+def _str(d, name, where, default=None, choices=None, pattern=None):
+    v = d.get(name, default)
+    if v is None:
+        raise ConfigError(f"{where}{name}: missing")
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{where}{name}: must be a non-empty string, got {v!r}")
+    if choices and v not in choices:
+        raise ConfigError(f"{where}{name}: must be one of {', '.join(choices)}, got {v!r}")
+    if pattern and not pattern.match(v):
+        raise ConfigError(f"{where}{name}: malformed value {v!r}")
+    return v
+
+
+def _mac(d, name, where, default=None, required=True):
+    v = d.get(name, default)
+    if v is None and not required:
+        return None
+    v = _str({name: v}, name, where, pattern=_MAC)
+    if int(v.split(":")[0], 16) & 1:
+        raise ConfigError(f"{where}{name}: {v} is a multicast MAC")
+    return v.lower()
+
+
+def _bool(d, name, where, default=False) -> bool:
+    v = d.get(name, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where}{name}: must be true or false, got {v!r}")
+    return v
+
+
+def _addr(d, name, where, version, required=False):
+    v = d.get(name)
+    if v is None:
+        if required:
+            raise ConfigError(f"{where}{name}: missing")
+        return None
+    try:
+        a = ipaddress.ip_address(str(v))
+    except ValueError:
+        raise ConfigError(f"{where}{name}: not an IP address: {v!r}") from None
+    if a.version != version:
+        raise ConfigError(f"{where}{name}: must be an IPv{version} address, got {v}")
+    return a
+
+
+def _iface(d, name, where, version):
+    v = d.get(name)
+    if v is None:
+        return None
+    try:
+        i = ipaddress.ip_interface(str(v))
+    except ValueError:
+        raise ConfigError(f"{where}{name}: not an address/prefix length: {v!r}") from None
+    if i.version != version:
+        raise ConfigError(f"{where}{name}: must be IPv{version}, got {v}")
+    if "/" not in str(v):
+        raise ConfigError(f"{where}{name}: give the subnet's prefix length too, e.g. {v}/24")
+    return i
+
+
+NODE_FIELDS = ("name", "workers", "cpus", "flow_table_size", "router_mac", "log_format", "run_dir", "control",
+               "stats_interval")
+FABRIC_FIELDS = ("interface", "io", "xdp_mode", "ip", "ip6", "gateway_mac")
+VIF_FIELDS = ("id", "name", "netns", "vrf", "mac", "ip", "gateway", "ip6", "gateway6", "mtu", "policy", "nh")
+TOP_FIELDS = ("node", "fabric", "vifs", "nexthops", "routes", "labels", "vnis")
+
+
+def parse(doc) -> NodeConf:
+    """Validate a loaded YAML document; raise ConfigError naming the first bad field."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"the configuration must be a mapping, got {type(doc).__name__}")
+    _unknown(doc, TOP_FIELDS, "")
+    n = _section(doc, "node", "")
+    _unknown(n, NODE_FIELDS, "node.")
+    cpus = n.get("cpus", [])
+    if not isinstance(cpus, list) or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 4096
+                                             for c in cpus):
+        raise ConfigError(f"node.cpus: must be a list of CPU numbers, got {cpus!r}")
+    workers = _int(n, "workers", "node.", 1, 64, 1)
+    if cpus and len(cpus) != workers:
+        raise ConfigError(f"node.cpus: {len(cpus)} CPUs for {workers} workers")
+    ncpu = os.cpu_count() or 1
+    for c in cpus:
+        if c >= ncpu:
+            raise ConfigError(f"node.cpus: CPU {c} does not exist (this machine has {ncpu})")
+    interval = n.get("stats_interval", 1.0)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval <= 3600:
+        raise ConfigError(f"node.stats_interval: must be 0..3600 seconds, got {interval!r}")
+    conf = NodeConf(
+        name=_str(n, "name", "node.", "vrouter"),
+        workers=workers, cpus=cpus,
+        flow_table_size=_int(n, "flow_table_size", "node.", 16, 1 << 28, 65536),
+        router_mac=_mac(n, "router_mac", "node.", DEFAULT_ROUTER_MAC),
+        log_format=_str(n, "log_format", "node.", "text", ("text", "json")),
+        run_dir=_str(n, "run_dir", "node.", "/run/vrouter"),
+        control=_str(n, "control", "node.", "ipc:///run/vrouter/control.sock"),
+        stats_interval=float(interval),
+        fabric=None,
+    )
+    f = _section(doc, "fabric", "")
+    if f:
+        _unknown(f, FABRIC_FIELDS, "fabric.")
+        conf.fabric = FabricConf(
+            interface=_str(f, "interface", "fabric.", pattern=_IFNAME),
+            io=_str(f, "io", "fabric.", "auto", ("auto", "xdp", "afpacket")),
+            xdp_mode=_str(f, "xdp_mode", "fabric.", "native", ("native", "skb")),
+            ip=_addr(f, "ip", "fabric.", 4), ip6=_addr(f, "ip6", "fabric.", 6),
+            gateway_mac=_mac(f, "gateway_mac", "fabric.", required=False))
+        if conf.fabric.ip is None and conf.fabric.ip6 is None:
+            raise ConfigError("fabric.ip: the fabric needs an IPv4 (ip) or IPv6 (ip6) address")
+    ids, names, nh_ids = set(), set(), set()
+    for i, v in enumerate(_list(doc, "vifs")):
+        w = f"vifs[{i}]."
+        if not isinstance(v, dict):
+            raise ConfigError(f"vifs[{i}]: must be a mapping")
+        _unknown(v, VIF_FIELDS, w)
+        vid = _int(v, "id", w, 1, 4095)
+        if vid in ids:
+            raise ConfigError(f"{w}id: vif {vid} defined twice")
+        ids.add(vid)
+        name = _str(v, "name", w, pattern=_IFNAME)
+        if name in names:
+            raise ConfigError(f"{w}name: {name} used twice")
+        names.add(name)
+        ip, ip6 = _iface(v, "ip", w, 4), _iface(v, "ip6", w, 6)
+        gw, gw6 = _addr(v, "gateway", w, 4), _addr(v, "gateway6", w, 6)
+        for a, g, gname in ((ip, gw, "gateway"), (ip6, gw6, "gateway6")):
+            if g is not None and a is None:
+                raise ConfigError(f"{w}{gname}: given without the pod's address")
+            if g is not None and g not in a.network:
+                raise ConfigError(f"{w}{gname}: {g} is outside the pod's subnet {a.network}")
+            if g is not None and g == a.ip:
+                raise ConfigError(f"{w}{gname}: {g} is the pod's own address")
+        netns = v.get("netns")
+        if netns is not None and (not isinstance(netns, str) or not netns or "/" in netns):
+            raise ConfigError(f"{w}netns: must be a namespace name, got {netns!r}")
+        nh = _int(v, "nh", w, 0, (1 << 24) - 1, vid)
+        if nh in nh_ids:
+            raise ConfigError(f"{w}nh: next hop {nh} used twice")
+        nh_ids.add(nh)
+        conf.vifs.append(VifConf(
+            id=vid, name=name, vrf=_int(v, "vrf", w, 0, 65535), mac=_mac(v, "mac", w), ip=ip, gateway=gw,
+            ip6=ip6, gateway6=gw6, netns=netns, mtu=_int(v, "mtu", w, 1280 if ip6 else 68, 9000, 1500),
+            policy=_bool(v, "policy", w), nh=nh))
+    for i, x in enumerate(_list(doc, "nexthops")):
+        if not isinstance(x, dict):
+            raise ConfigError(f"nexthops[{i}]: must be a mapping")
+        nid = _int(x, "id", f"nexthops[{i}].", 0, (1 << 24) - 1)
+        if nid in nh_ids:
+            raise ConfigError(f"nexthops[{i}].id: next hop {nid} defined twice (vifs make their own)")
+        nh_ids.add(nid)
+        _str(x, "type", f"nexthops[{i}].")
+        conf.nexthops.append(dict(x))
+    for i, r in enumerate(_list(doc, "routes")):
+        w = f"routes[{i}]."
+        if not isinstance(r, dict):
+            raise ConfigError(f"routes[{i}]: must be a mapping")
+        _unknown(r, ("vrf", "prefix", "nh"), w)
+        _int(r, "vrf", w, 0, 65535)
+        _int(r, "nh", w, 0, (1 << 24) - 1)
+        try:
+            ipaddress.ip_network(str(r.get("prefix")), strict=True)
+        except ValueError as e:
+            raise ConfigError(f"{w}prefix: {e}") from None
+        conf.routes.append(dict(r))
+    for i, x in enumerate(_list(doc, "labels")):
+        w = f"labels[{i}]."
+        if not isinstance(x, dict):
+            raise ConfigError(f"labels[{i}]: must be a mapping")
+        _unknown(x, ("label", "nh"), w)
+        _int(x, "label", w, 16, (1 << 20) - 1)
+        _int(x, "nh", w, 0, (1 << 24) - 1)
+        conf.labels.append(dict(x))
+    for i, x in enumerate(_list(doc, "vnis")):
+        w = f"vnis[{i}]."
+        if not isinstance(x, dict):
+            raise ConfigError(f"vnis[{i}]: must be a mapping")
+        _unknown(x, ("vni", "vrf"), w)
+        _int(x, "vni", w, 0, (1 << 24) - 1)
+        _int(x, "vrf", w, 0, 65535)
+        conf.vnis.append(dict(x))
+    return conf
+
+
+def load(path: str) -> NodeConf:
+    import yaml
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse(doc)

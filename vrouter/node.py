@@ -1,0 +1,345 @@
+"""The node process: ``vrouter run --config node.yaml``.
+
+One ``Node`` owns the datapath tables (vrouter.pipeline.Datapath), a frame
+pool and a C worker thread per configured worker, the pods' TAP devices
+(created here, set up with pyroute2 and moved into the pods' namespaces) and
+the fabric port (AF_XDP with our XDP program, which hands the kernel everything
+that is not a tunnel to this node; or AF_PACKET as the fallback). The static
+part of the configuration fills the tables at start; the control channel will
+change them at run time.
+
+Stopping (SIGTERM / SIGINT) stops the workers, closes every TAP queue (the
+devices disappear with their last queue) and detaches the XDP program: nothing
+is left behind. stats.json in the run directory holds the counters, rewritten
+every ``node.stats_interval`` seconds.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from vrouter import _ext
+from vrouter.config import FABRIC_VIF, ConfigError, NodeConf
+from vrouter.pipeline import Datapath
+
+log = logging.getLogger("vrouter")
+
+POOL_FRAMES = 8192          # per worker: rx bursts, TAP queues, AF_XDP fill + completion rings
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, r: logging.LogRecord) -> str:
+        d = {"ts": round(r.created, 6), "level": r.levelname.lower(), "msg": r.getMessage()}
+        d.update(getattr(r, "fields", {}))
+        return json.dumps(d, sort_keys=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, r: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in getattr(r, "fields", {}).items())
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(r.created)) + f".{int(r.msecs):03d}Z"
+        return f"{t} {r.levelname.lower():5s} {r.getMessage()}" + (f" {fields}" if fields else "")
+
+
+def setup_logging(fmt: str) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    log.handlers[:] = [h]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def event(level: int, msg: str, **fields) -> None:
+    log.log(level, msg, extra={"fields": fields})
+
+
+def _bpf_object() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "xdp_tunnel.o")
+
+
+class Node:
+    def __init__(self, conf: NodeConf):
+        self.conf = conf
+        self.dp: Datapath | None = None
+        self.pools: list = []
+        self.workers: list = []
+        self.taps: dict[int, list] = {}          # vif id -> [port per worker]
+        self.fabric_ports: list = []
+        self.fabric_io: str | None = None
+        self.xdp_attached = False
+        self._stop = threading.Event()
+        self._stats_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        c = self.conf
+        os.makedirs(c.run_dir, exist_ok=True)
+        self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size)
+        self.pools = [_ext.IoPool(POOL_FRAMES) for _ in range(c.workers)]
+        try:
+            if c.fabric:
+                self._start_fabric()
+            for v in c.vifs:
+                self._add_pod(v)
+            self._apply_static()
+            for i in range(c.workers):
+                w = _ext.Worker(i, self.dp._pl, self.pools[i], c.cpus[i] if c.cpus else -1)
+                self.workers.append(w)
+                self._wire(i)
+                w.start()
+        except BaseException:
+            self.stop()
+            raise
+        event(logging.INFO, "started", node=c.name, workers=c.workers, vifs=len(c.vifs),
+              fabric=self.fabric_io or "none")
+        if c.stats_interval > 0:
+            self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
+            self._stats_thread.start()
+
+    def _wire(self, i: int) -> None:
+        rx, tx = [], {}
+        for vif, ports in self.taps.items():
+            rx.append(ports[i])
+            tx[vif] = ports[i]
+        if self.fabric_ports:
+            port = self.fabric_ports[i]
+            if port is not None:
+                rx.append(port)
+                tx[FABRIC_VIF] = port
+        self.workers[i].set_ports(rx, tx)
+
+    def _start_fabric(self) -> None:
+        from pyroute2 import IPRoute
+        f, c = self.conf.fabric, self.conf
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=f.interface)
+            if not idx:
+                raise ConfigError(f"fabric.interface: no interface {f.interface} in this namespace")
+            link = ipr.get_links(idx[0])[0]
+            mac, mtu = link.get_attr("IFLA_ADDRESS"), link.get_attr("IFLA_MTU")
+            queues = link.get_attr("IFLA_NUM_RX_QUEUES") or 1
+        prefixes = [f"{a}/{a.max_prefixlen}" for a in (f.ip, f.ip6) if a is not None]
+        self.dp.nh.set_vif(FABRIC_VIF, kind="fabric", mac=mac, mtu=mtu, prefixes=prefixes)
+        self.fabric_mac = mac
+        mode = f.io
+        if mode in ("xdp", "auto"):
+            try:
+                if queues < c.workers:
+                    raise OSError(0, f"{f.interface} has {queues} receive queues for {c.workers} workers")
+                _ext.xsk_attach(f.interface, _bpf_object(), f.xdp_mode == "skb")
+                self.xdp_attached = True
+                self.fabric_ports = [_ext.IoPort.open_xsk(self.pools[i], f.interface, i, FABRIC_VIF,
+                                                          f.xdp_mode == "skb") for i in range(c.workers)]
+                self.fabric_io = f"xdp-{f.xdp_mode}"
+            except OSError as e:
+                self._close_fabric()
+                if mode == "xdp":
+                    raise ConfigError(f"fabric.io: AF_XDP on {f.interface} failed: {e}") from None
+                event(logging.WARNING, "AF_XDP unavailable, falling back to AF_PACKET", interface=f.interface,
+                      error=str(e))
+        if not self.fabric_ports:
+            if c.workers != 1:
+                raise ConfigError(f"fabric.io: the AF_PACKET fallback runs one worker (node.workers is "
+                                  f"{c.workers})")
+            try:
+                self.fabric_ports = [_ext.IoPort.open_packet(self.pools[0], f.interface, FABRIC_VIF)]
+            except OSError as e:
+                raise ConfigError(f"fabric.interface: AF_PACKET on {f.interface} failed: {e}") from None
+            self.fabric_io = "afpacket"
+        event(logging.INFO, "fabric up", interface=f.interface, io=self.fabric_io, mac=mac, mtu=mtu,
+              queues=queues)
+
+    def _add_pod(self, v) -> None:
+        from pyroute2 import IPRoute, NetNS
+        c = self.conf
+        ports = []
+        try:
+            for i in range(c.workers):
+                ports.append(_ext.IoPort.open_tap(self.pools[i], v.name, v.id, c.workers > 1, i))
+        except OSError as e:
+            for p in ports:
+                p.close()
+            raise ConfigError(f"vifs[{v.id}].name: cannot create TAP {v.name}: {e}") from None
+        self.taps[v.id] = ports
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=v.name)[0]
+            ipr.link("set", index=idx, address=v.mac, mtu=v.mtu)
+            if v.netns:
+                try:
+                    ipr.link("set", index=idx, net_ns_fd=v.netns)
+                except Exception as e:  # noqa: BLE001 - pyroute2 raises several kinds
+                    raise ConfigError(f"vif {v.id} netns: cannot move {v.name} into {v.netns}: {e}") from None
+        ns = NetNS(v.netns) if v.netns else IPRoute()
+        try:
+            idx = ns.link_lookup(ifname=v.name)[0]
+            ns.link("set", index=idx, state="up")
+            if v.ip is not None:
+                ns.addr("add", index=idx, address=str(v.ip.ip), prefixlen=v.ip.network.prefixlen)
+                if v.gateway is not None:
+                    ns.route("replace", dst="0.0.0.0/0", gateway=str(v.gateway), oif=idx)
+            if v.ip6 is not None:
+                ns.addr("add", index=idx, address=str(v.ip6.ip), prefixlen=v.ip6.network.prefixlen,
+                        flags=0x02)   # IFA_F_NODAD: the vrouter does not answer DAD
+                if v.gateway6 is not None:
+                    ns.route("replace", dst="::/0", gateway=str(v.gateway6), oif=idx, family=10)
+        finally:
+            ns.close()
+        nh = self.dp.nh
+        prefixes = [f"{a.ip}/{a.max_prefixlen}" for a in (v.ip, v.ip6) if a is not None]
+        nh.set_vif(v.id, kind="virtual", vrf=v.vrf, mac=c.router_mac, mtu=v.mtu, policy=v.policy,
+                   gw4=str(v.gateway) if v.gateway else None, gw6=str(v.gateway6) if v.gateway6 else None,
+                   prefixes=prefixes)
+        nh.set_nh(v.nh, "interface", vif=v.id, dmac=v.mac)
+        if v.ip is not None:
+            self.dp.lpm4.insert(v.vrf, f"{v.ip.ip}/32", v.nh)
+        if v.ip6 is not None:
+            self.dp.lpm6.insert(v.vrf, f"{v.ip6.ip}/128", v.nh)
+        event(logging.INFO, "vif added", vif=v.id, name=v.name, netns=v.netns or "-", vrf=v.vrf,
+              ip=str(v.ip) if v.ip else "-", ip6=str(v.ip6) if v.ip6 else "-")
+
+    def _apply_static(self) -> None:
+        c, nh = self.conf, self.dp.nh
+        # members before the ECMP next hops that name them
+        order = sorted(enumerate(c.nexthops), key=lambda x: x[1].get("type") == "ecmp")
+        for i, x in order:
+            kw = {k: v for k, v in x.items() if k not in ("id", "type")}
+            if x["type"] == "tunnel":
+                if c.fabric is None:
+                    raise ConfigError(f"nexthops[{i}]: a tunnel needs the fabric section")
+                kw.setdefault("vif", FABRIC_VIF)
+                dst = kw.get("dst")
+                try:
+                    fam = ipaddress.ip_address(str(dst)).version if dst is not None else 4
+                except ValueError:
+                    raise ConfigError(f"nexthops[{i}].dst: not an IP address: {dst!r}") from None
+                src = c.fabric.ip if fam == 4 else c.fabric.ip6
+                if "src" not in kw and src is None:
+                    raise ConfigError(f"nexthops[{i}].src: no fabric IPv{fam} address to default to")
+                kw.setdefault("src", str(src))
+                if "dmac" not in kw:
+                    if c.fabric.gateway_mac is None:
+                        raise ConfigError(f"nexthops[{i}].dmac: missing, and fabric.gateway_mac is not set")
+                    kw["dmac"] = c.fabric.gateway_mac
+                if kw.get("encap", "vxlan") == "vxlan":
+                    kw.setdefault("inner_dmac", c.router_mac)
+            try:
+                nh.set_nh(x["id"], x["type"], **kw)
+            except TypeError as e:
+                raise ConfigError(f"nexthops[{i}]: {e}") from None
+            except (ValueError, KeyError, _ext.TableError) as e:
+                raise ConfigError(f"nexthops[{i}]: {e}") from None
+        for i, x in enumerate(c.vnis):
+            nh.set_vni(x["vni"], x["vrf"])
+        for i, x in enumerate(c.labels):
+            try:
+                nh.set_label(x["label"], x["nh"])
+            except (ValueError, KeyError) as e:
+                raise ConfigError(f"labels[{i}]: {e}") from None
+        for i, r in enumerate(c.routes):
+            net = ipaddress.ip_network(str(r["prefix"]))
+            t = self.dp.lpm4 if net.version == 4 else self.dp.lpm6
+            if nh.nh(r["nh"]) is None:
+                raise ConfigError(f"routes[{i}].nh: next hop {r['nh']} is not defined")
+            t.insert(r["vrf"], str(net), r["nh"])
+        event(logging.INFO, "static configuration applied", nexthops=len(c.nexthops), routes=len(c.routes),
+              labels=len(c.labels), vnis=len(c.vnis))
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict:
+        dp = self.dp
+        out = {"node": self.conf.name, "time": time.time(), "datapath": dp.stats(),
+               "workers": [w.stats() for w in self.workers], "vifs": {}, "ports": {}}
+        vif_ids = [FABRIC_VIF] if self.conf.fabric else []
+        vif_ids += [v.id for v in self.conf.vifs]
+        for v in vif_ids:
+            out["vifs"][str(v)] = dp.vif_stats(v)
+        for vif, ports in self.taps.items():
+            out["ports"][f"tap:{vif}"] = [p.stats() for p in ports]
+        if self.fabric_ports:
+            out["ports"]["fabric"] = [p.stats() for p in self.fabric_ports if p is not None]
+        out["flows"] = self.dp.flows.stats()
+        return out
+
+    def write_stats(self) -> None:
+        path = os.path.join(self.conf.run_dir, "stats.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.stats(), f, default=int)
+        os.replace(tmp, path)
+
+    def _stats_loop(self) -> None:
+        while not self._stop.wait(self.conf.stats_interval):
+            try:
+                self.write_stats()
+            except Exception as e:  # noqa: BLE001 - a stats failure must not stop forwarding
+                event(logging.WARNING, "stats write failed", error=str(e))
+
+    # ------------------------------------------------------------------ stop
+    def _close_fabric(self) -> None:
+        for p in self.fabric_ports:
+            if p is not None:
+                p.close()
+        self.fabric_ports = []
+        if self.xdp_attached:
+            _ext.xsk_detach(self.conf.fabric.interface)
+            self.xdp_attached = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        for w in self.workers:
+            w.stop()
+        if self._stats_thread is not None:
+            self._stats_thread.join(timeout=5)
+        if self.workers and self.dp is not None:
+            try:
+                self.write_stats()
+            except OSError:
+                pass
+        for ports in self.taps.values():
+            for p in ports:
+                p.close()
+        self.taps.clear()
+        self._close_fabric()
+        self.workers.clear()
+        event(logging.INFO, "stopped", node=self.conf.name)
+
+
+def run(conf: NodeConf) -> int:
+    setup_logging(conf.log_format)
+    node = Node(conf)
+    stop = threading.Event()
+
+    me = os.getpid()
+
+    def on_signal(signum, _frame):
+        if os.getpid() != me:
+            # a child forked by a library (pyroute2's NetNS) inherited this
+            # handler: let it die as it was told to
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        event(logging.INFO, "signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        node.start()
+    except ConfigError as e:
+        event(logging.ERROR, f"refused: {e}")
+        return 2
+    except OSError as e:
+        event(logging.ERROR, f"start failed: {e}")
+        return 1
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        node.stop()
+    return 0
