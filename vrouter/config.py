@@ -2,7 +2,8 @@
 
     node:
       name: node-a
-      workers: 1                      # worker threads (default 1)
+      workers: auto                   # worker threads: a number, or auto (default) = one per
+                                      # core, as many as the fabric has queues (AF_PACKET: 1)
       cpus: [1]                       # pin worker i to cpus[i] (optional)
       flow_table_size: 65536          # flow entries (pairs x 2), fixed at start
       router_mac: 00:00:5e:00:01:00   # the gateway MAC every pod sees
@@ -87,7 +88,7 @@ class FabricConf:
 @dataclass
 class NodeConf:
     name: str
-    workers: int
+    workers: int                      # 0 = auto (resolved by the node at start)
     cpus: list[int]
     flow_table_size: int
     router_mac: str
@@ -216,8 +217,8 @@ def parse(doc) -> NodeConf:
     if not isinstance(cpus, list) or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 4096
                                              for c in cpus):
         raise ConfigError(f"node.cpus: must be a list of CPU numbers, got {cpus!r}")
-    workers = _int(n, "workers", "node.", 1, 64, 1)
-    if cpus and len(cpus) != workers:
+    workers = 0 if n.get("workers", "auto") == "auto" else _int(n, "workers", "node.", 1, 64)
+    if cpus and workers and len(cpus) != workers:
         raise ConfigError(f"node.cpus: {len(cpus)} CPUs for {workers} workers")
     ncpu = os.cpu_count() or 1
     for c in cpus:

@@ -77,8 +77,29 @@ class Node:
         self._stats_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ start
+    def _resolve_workers(self) -> None:
+        """workers: auto = one per core, no more than the fabric has receive queues (each worker owns
+        one); with `cpus` given, one per listed CPU."""
+        c = self.conf
+        if c.workers:
+            return
+        n = len(c.cpus) if c.cpus else (os.cpu_count() or 1)
+        if c.fabric:
+            if c.fabric.io == "afpacket":
+                n = 1
+            else:
+                from pyroute2 import IPRoute
+                with IPRoute() as ipr:
+                    idx = ipr.link_lookup(ifname=c.fabric.interface)
+                    if idx:
+                        n = min(n, ipr.get_links(idx[0])[0].get_attr("IFLA_NUM_RX_QUEUES") or 1)
+        c.workers = max(1, min(n, 64))
+        if c.cpus and len(c.cpus) != c.workers:
+            raise ConfigError(f"node.cpus: {len(c.cpus)} CPUs for {c.workers} workers (the fabric's queues)")
+
     def start(self) -> None:
         c = self.conf
+        self._resolve_workers()
         os.makedirs(c.run_dir, exist_ok=True)
         self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size)
         self.pools = [_ext.IoPool(POOL_FRAMES) for _ in range(c.workers)]

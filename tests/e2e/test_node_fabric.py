@@ -32,10 +32,10 @@ def node_conf(name, iface, me, peer_ip, peer_mac, pod_ip, pod_mac, remote_pod, e
     }
 
 
-def two_nodes(topo, vrouter, encap, io):
+def two_nodes(topo, vrouter, encap, io, queues=1):
     n1, n2 = topo.netns("n1"), topo.netns("n2")
     a, b = topo.netns("a"), topo.netns("b")
-    topo.veth(n1, "f1", n2, "f2")
+    topo.veth(n1, "f1", n2, "f2", queues=queues)
     topo.mac(n1, "f1", F1_MAC)
     topo.mac(n2, "f2", F2_MAC)
     topo.addr(n1, "f1", f"{N1}/24")
@@ -75,6 +75,20 @@ def test_pods_on_two_nodes(topo, vrouter, encap, io):
     for ns in (a, b):
         links = json.loads(topo.run(ns, "ip", "-j", "link", "show").stdout)
         assert [x["ifname"] for x in links] == ["lo"], links
+
+
+def test_two_workers_on_a_two_queue_fabric(topo, vrouter):
+    """workers: auto on a 2-queue fabric and 2 cores: two workers, each with its own XDP socket, TAP
+    queue and frame pool; TCP streams both ways still arrive whole."""
+    (n1, n2, a, b), (v1, v2) = two_nodes(topo, vrouter, "vxlan", "xdp", queues=2)
+    assert "workers=2" in v1.text() or "workers=1" in v1.text()
+    assert ping(topo, a, "10.1.0.12", 3).returncode == 0, v1.text()
+    assert tcp_roundtrip(topo, b, a, "10.1.0.12", 5010) == 100006
+    assert tcp_roundtrip(topo, a, b, "10.1.0.2", 5011) == 100006
+    st = v1.stats()
+    assert len(st["workers"]) == min(2, __import__("os").cpu_count())
+    assert sum(w["rx_packets"] for w in st["workers"]) > 0
+    assert v1.stop() == 0 and v2.stop() == 0
 
 
 def test_kernel_vxlan_device_as_the_remote_vtep(topo, vrouter):
