@@ -8,6 +8,7 @@ import json
 import pytest
 
 from test_node_local import ping, tcp_roundtrip
+from vrproc import VrouterProc
 
 F1_MAC, F2_MAC = "02:fa:00:00:00:01", "02:fa:00:00:00:02"
 N1, N2 = "192.0.2.1", "192.0.2.2"
@@ -130,7 +131,6 @@ def test_kernel_vxlan_device_as_the_remote_vtep(topo, vrouter):
 def test_config_that_cannot_run_is_refused(topo, vrouter):
     n1 = topo.netns("n1")
     conf = {"node": {"name": "n1"}, "fabric": {"interface": "nope0", "io": "xdp", "ip": N1}}
-    from conftest import VrouterProc
     p = VrouterProc(topo, n1, conf, "bad")
     rc = p.proc.wait(timeout=30)
     assert rc == 2 and "fabric.interface" in p.text(), p.text()
