@@ -394,15 +394,6 @@ VR_EXPORT int pkt_ttl_decrement(struct pkt *p)
 {
     if (p->drop != PKT_DROP_NONE || !(p->flags & (PKT_F_IP4 | PKT_F_IP6)) || p->ttl <= 1)
         return -1;
-    uint8_t *ip = pkt_data(p) + p->l3_off;
-    if (p->flags & PKT_F_IP4) {
-        /* TTL is the high byte of the (TTL, protocol) word */
-        uint16_t old = vr_get16(ip + 8);
-        ip[8]--;
-        vr_put16(ip + 10, pkt_csum_update16(vr_get16(ip + 10), old, vr_get16(ip + 8)));
-    } else {
-        ip[7]--;
-    }
-    p->ttl--;
+    pkt_ttl_dec(p);
     return 0;
 }

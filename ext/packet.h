@@ -219,6 +219,22 @@ VR_EXPORT uint16_t pkt_l4_csum(const struct pkt *p);
 /* Compute and store it (UDP: 0 is sent as 0xffff). 0, or -1 if not applicable. */
 VR_EXPORT int pkt_l4_csum_fill(struct pkt *p);
 
+/* TTL / hop limit - 1 of a parsed IP packet the caller checked (IP, TTL > 1),
+ * the IPv4 header checksum updated incrementally (RFC 1624). */
+static inline void pkt_ttl_dec(struct pkt *p)
+{
+    uint8_t *ip = pkt_data(p) + p->l3_off;
+    if (p->flags & PKT_F_IP4) {
+        /* TTL is the high byte of the (TTL, protocol) word */
+        uint16_t old = vr_get16(ip + 8);
+        ip[8]--;
+        vr_put16(ip + 10, pkt_csum_update16(vr_get16(ip + 10), old, vr_get16(ip + 8)));
+    } else {
+        ip[7]--;
+    }
+    p->ttl--;
+}
+
 /* Decrement TTL / hop limit of a parsed IP packet, updating the IPv4 header
  * checksum incrementally. Returns 0, or -1 (frame untouched) when the TTL is
  * <= 1 (the caller answers time exceeded) or the packet is not IP. */

@@ -152,20 +152,6 @@ static inline int prefix_has(const struct vr_prefix *pf, const uint8_t a[16])
     return !(((be64(pf->addr) ^ be64(a)) & mh) | ((be64(pf->addr + 8) ^ be64(a + 8)) & ml));
 }
 
-/* TTL / hop limit - 1 of a packet the caller checked (TTL > 1, IP). */
-static inline void ttl_dec(struct pkt *p)
-{
-    uint8_t *ip = pkt_data(p) + p->l3_off;
-    if (p->flags & PKT_F_IP4) {
-        uint16_t old = vr_get16(ip + 8);
-        ip[8]--;
-        vr_put16(ip + 10, pkt_csum_update16(vr_get16(ip + 10), old, vr_get16(ip + 8)));
-    } else {
-        ip[7]--;
-    }
-    p->ttl--;
-}
-
 static int vif_owns(const struct vif *v, const uint8_t a[16])
 {
     if (!v->n_prefixes)
@@ -634,6 +620,24 @@ static void tr_nh(struct run *r, uint32_t id, const struct nh *n)
     }
 }
 
+/* The checks before a packet leaves on vif ov, `over` bytes of tunnel header
+ * counted against its MTU: 1 = go on (TTL decremented when routed from a
+ * workload), 0 = the packet was dropped or answered. */
+static inline int may_leave(struct run *r, struct pkt *p, struct pl_result *res, struct pctx *c,
+                            const struct vif *ov, unsigned over, unsigned ip_len)
+{
+    if (VR_UNLIKELY(!ov || (ov->flags & VIF_F_ADMIN_DOWN)))
+        return drop(r, res, c->ivif, PL_DROP_VIF_DOWN);
+    if (c->from_workload && VR_UNLIKELY(p->ttl <= 1))
+        return ttl_expired(r, p, res, c), 0;
+    unsigned max = ov->mtu > over ? ov->mtu - over : 0;
+    if (VR_UNLIKELY(ip_len > max))
+        return too_big(r, p, res, c, max), 0;
+    if (c->from_workload)
+        pkt_ttl_dec(p);
+    return 1;
+}
+
 /* Send the packet where next hop `id` (ECMP slot `slot`) says. */
 static int out_nh(struct run *r, struct pkt *p, struct pl_result *res, struct pctx *c, uint32_t h,
                   uint32_t id, unsigned slot, uint32_t flow_idx)
@@ -655,14 +659,8 @@ static int out_nh(struct run *r, struct pkt *p, struct pl_result *res, struct pc
     switch (n->s.type) {
     case NH_INTERFACE: {
         const struct vif *ov = vif_get(nt, n->s.vif);
-        if (VR_UNLIKELY(!ov || (ov->flags & VIF_F_ADMIN_DOWN)))
-            return drop(r, res, c->ivif, PL_DROP_VIF_DOWN);
-        if (c->from_workload && VR_UNLIKELY(p->ttl <= 1))
-            return ttl_expired(r, p, res, c);
-        if (VR_UNLIKELY(ip_len > ov->mtu))
-            return too_big(r, p, res, c, ov->mtu);
-        if (c->from_workload)
-            ttl_dec(p);
+        if (!may_leave(r, p, res, c, ov, 0, ip_len))
+            return 0;
         if (VR_UNLIKELY(l3 < n->hdr_len))
             return drop(r, res, c->ivif, PL_DROP_NO_ROOM);
         unsigned start = l3 - n->hdr_len;
@@ -674,16 +672,8 @@ static int out_nh(struct run *r, struct pkt *p, struct pl_result *res, struct pc
     }
     case NH_TUNNEL: {
         const struct vif *fv = vif_get(nt, n->s.vif);
-        if (VR_UNLIKELY(!fv || (fv->flags & VIF_F_ADMIN_DOWN)))
-            return drop(r, res, c->ivif, PL_DROP_VIF_DOWN);
-        if (c->from_workload && VR_UNLIKELY(p->ttl <= 1))
-            return ttl_expired(r, p, res, c);
-        unsigned over = encap_mtu_overhead(n);
-        unsigned max = fv->mtu > over ? fv->mtu - over : 0;
-        if (VR_UNLIKELY(ip_len > max))
-            return too_big(r, p, res, c, max);
-        if (c->from_workload)
-            ttl_dec(p);
+        if (!may_leave(r, p, res, c, fv, encap_mtu_overhead(n), ip_len))
+            return 0;
         uint16_t sport = encap_sport(h);
         if (VR_UNLIKELY(encap_push(p, n, l3, ip_len, ethertype, sport) < 0))
             return drop(r, res, c->ivif, PL_DROP_NO_ROOM);
@@ -702,6 +692,18 @@ static int out_nh(struct run *r, struct pkt *p, struct pl_result *res, struct pc
     default:   /* a VRF next hop in a flow, or nested ECMP */
         return drop(r, res, c->ivif, PL_DROP_NH_INVALID);
     }
+}
+
+/* Rule ids in traces: -1 = no list applied, -2 = the list's default. */
+static inline int tr_rule(uint32_t id)
+{
+    return id == POL_RULE_NONE ? -1 : id == POL_RULE_DEFAULT ? -2 : (int)id;
+}
+
+static void tr_policy(struct run *r, uint16_t vif, const char *dir, const struct pol_result *pr)
+{
+    TR(r, "policy vif=%u direction=%s rule=%d action=%s\n", vif, dir, tr_rule(pr->rule_id),
+       pr->action == POL_PASS ? "pass" : "deny");
 }
 
 /* The ECMP slot a new flow takes on next hop id (0 if not ECMP). */
@@ -734,17 +736,13 @@ static int decide(struct run *r, struct pl_result *res, struct pctx *c, const st
     struct pol_result pr = {POL_RULE_NONE, POL_PASS, 0, 0};
     if (iv->flags & VIF_F_POLICY) {
         pol_eval(pl->pt, k, iv->id, POL_DIR_IN, &pr);
-        TR(r, "policy vif=%u direction=in rule=%d action=%s\n", iv->id,
-           pr.rule_id == POL_RULE_NONE ? -1 : pr.rule_id == POL_RULE_DEFAULT ? -2 : (int)pr.rule_id,
-           pr.action == POL_PASS ? "pass" : "deny");
+        tr_policy(r, iv->id, "in", &pr);
     }
     if (pr.action == POL_PASS && fin && fin->s.type == NH_INTERFACE) {
         const struct vif *dv = vif_get(pl->nt, fin->s.vif);
         if (dv && (dv->flags & VIF_F_POLICY)) {
             pol_eval_vif(pl->pt, k, dv->id, POL_DIR_OUT, &pr);
-            TR(r, "policy vif=%u direction=out rule=%d action=%s\n", dv->id,
-               pr.rule_id == POL_RULE_NONE ? -1 : pr.rule_id == POL_RULE_DEFAULT ? -2 : (int)pr.rule_id,
-               pr.action == POL_PASS ? "pass" : "deny");
+            tr_policy(r, dv->id, "out", &pr);
         }
     }
 
@@ -802,7 +800,7 @@ static void route_one(struct run *r, struct pkt *p, struct pl_result *res, struc
         *touch = fr->index;
         TR(r, "flow result=hit index=%u nh=%u action=%s rule=%d\n", fr->index, fr->nh,
            fr->action == FLOW_ACT_FORWARD ? "forward" : "drop",
-           fr->rule_id == POL_RULE_NONE ? -1 : fr->rule_id == POL_RULE_DEFAULT ? -2 : (int)fr->rule_id);
+           tr_rule(fr->rule_id));
         if (VR_UNLIKELY(fr->action != FLOW_ACT_FORWARD)) {
             drop(r, res, c->ivif, PL_DROP_POLICY_DENY);
             return;

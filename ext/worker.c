@@ -74,6 +74,14 @@ static void apply_config(struct worker *w)
     epoll_rebuild(w);
 }
 
+/* Where a verdict sends its frame (NULL: nowhere, it goes back to the pool). */
+static inline struct io_port *port_of(const struct worker *w, const struct pl_result *r)
+{
+    if (r->verdict == PL_FORWARD || r->verdict == PL_REPLY)
+        return r->out_vif < VIF_MAX ? w->cur.tx[r->out_vif] : NULL;
+    return r->verdict == PL_HOST ? w->cur.host : NULL;
+}
+
 /* Transmit a burst's verdicts: frames grouped by out port (in order within
  * a port), every frame handed to exactly one port or back to the pool. */
 static void transmit(struct worker *w, uint32_t n)
@@ -85,11 +93,7 @@ static void transmit(struct worker *w, uint32_t n)
         if (done[i])
             continue;
         const struct pl_result *r = &w->res[i];
-        struct io_port *port = NULL;
-        if (r->verdict == PL_FORWARD || r->verdict == PL_REPLY)
-            port = r->out_vif < VIF_MAX ? w->cur.tx[r->out_vif] : NULL;
-        else if (r->verdict == PL_HOST)
-            port = w->cur.host;
+        struct io_port *port = port_of(w, r);
         if (!port) {
             if (r->verdict == PL_FORWARD || r->verdict == PL_REPLY)
                 w->st.tx_no_port++;
@@ -104,13 +108,7 @@ static void transmit(struct worker *w, uint32_t n)
         for (uint32_t j = i; j < n; j++) {
             if (done[j])
                 continue;
-            const struct pl_result *q = &w->res[j];
-            struct io_port *pj = NULL;
-            if (q->verdict == PL_FORWARD || q->verdict == PL_REPLY)
-                pj = q->out_vif < VIF_MAX ? w->cur.tx[q->out_vif] : NULL;
-            else if (q->verdict == PL_HOST)
-                pj = w->cur.host;
-            if (pj == port) {
+            if (port_of(w, &w->res[j]) == port) {
                 by_port[k++] = &w->pkts[j];
                 done[j] = 1;
             }
