@@ -77,7 +77,7 @@ def vrouter_topology(t: Topology, io: str):
     t.addr(sink, "f2", "192.0.2.2/24")
     d = tempfile.mkdtemp(prefix="vrouter-bench-")
     conf = {
-        "node": {"name": "bench", "workers": 1, "cpus": [1], "run_dir": d, "stats_interval": 0.5},
+        "node": {"name": "bench", "workers": 1, "cpus": [1], "run_dir": d, "stats_interval": 0.5, "control": "off"},
         "fabric": {"interface": "f1", "io": io, "ip": "192.0.2.1", "gateway_mac": F2_MAC},
         "vifs": [{"id": 1, "name": "tap-gen", "netns": gen, "vrf": 1, "mac": POD_MAC, "ip": "10.1.0.2/24",
                   "gateway": "10.1.0.1"}],
