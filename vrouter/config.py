@@ -8,8 +8,10 @@
       flow_table_size: 65536          # flow entries (pairs x 2), fixed at start
       router_mac: 00:00:5e:00:01:00   # the gateway MAC every pod sees
       log_format: text                # text | json
-      run_dir: /run/vrouter           # stats.json (and, later, the control socket) live here
-      control: ipc:///run/vrouter/control.sock
+      run_dir: /run/vrouter           # stats.json and the control socket live here
+      control: ipc:///run/vrouter/control.sock   # default ipc://<run_dir>/control.sock; "off": none;
+                                      # tcp://host:port needs control_keys (CurveZMQ)
+      control_keys: /etc/vrouter/keys # server.key_secret + clients/*.key (python -m control.keys)
       stats_interval: 1.0             # seconds between stats.json updates (0: never)
     fabric:                           # optional: a node with pods only needs none
       interface: eth1
@@ -94,7 +96,8 @@ class NodeConf:
     router_mac: str
     log_format: str
     run_dir: str
-    control: str
+    control: str                      # "" = no control channel
+    control_keys: str | None
     stats_interval: float
     fabric: FabricConf | None
     vifs: list[VifConf] = field(default_factory=list)
@@ -200,6 +203,7 @@ def _iface(d, name, where, version):
 
 
 NODE_FIELDS = ("name", "workers", "cpus", "flow_table_size", "router_mac", "log_format", "run_dir", "control",
+               "control_keys",
                "stats_interval")
 FABRIC_FIELDS = ("interface", "io", "xdp_mode", "ip", "ip6", "gateway_mac")
 VIF_FIELDS = ("id", "name", "netns", "vrf", "mac", "ip", "gateway", "ip6", "gateway6", "mtu", "policy", "nh")
@@ -234,7 +238,8 @@ def parse(doc) -> NodeConf:
         router_mac=_mac(n, "router_mac", "node.", DEFAULT_ROUTER_MAC),
         log_format=_str(n, "log_format", "node.", "text", ("text", "json")),
         run_dir=_str(n, "run_dir", "node.", "/run/vrouter"),
-        control=_str(n, "control", "node.", "ipc:///run/vrouter/control.sock"),
+        control=_control(n),
+        control_keys=n.get("control_keys"),
         stats_interval=float(interval),
         fabric=None,
     )
@@ -321,6 +326,19 @@ def parse(doc) -> NodeConf:
         _int(x, "vrf", w, 0, 65535)
         conf.vnis.append(dict(x))
     return conf
+
+
+def _control(n: dict) -> str:
+    run_dir = n.get("run_dir", "/run/vrouter")
+    v = n.get("control", f"ipc://{run_dir}/control.sock")
+    if v == "off":
+        return ""
+    if not isinstance(v, str) or not v.startswith(("ipc://", "tcp://")):
+        raise ConfigError(f"node.control: must be ipc://PATH, tcp://HOST:PORT or off, got {v!r}")
+    if v.startswith("tcp://") and not n.get("control_keys"):
+        raise ConfigError("node.control_keys: a tcp:// control endpoint needs CurveZMQ keys "
+                          "(a directory made by python -m control.keys)")
+    return v
 
 
 def load(path: str) -> NodeConf:

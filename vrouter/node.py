@@ -117,8 +117,10 @@ class Node:
         except BaseException:
             self.stop()
             raise
+        if c.control:
+            self._start_control()
         event(logging.INFO, "started", node=c.name, workers=c.workers, vifs=len(c.vifs),
-              fabric=self.fabric_io or "none")
+              fabric=self.fabric_io or "none", control=c.control or "none")
         if c.stats_interval > 0:
             self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
             self._stats_thread.start()
@@ -176,41 +178,75 @@ class Node:
         event(logging.INFO, "fabric up", interface=f.interface, io=self.fabric_io, mac=mac, mtu=mtu,
               queues=queues)
 
-    def _add_pod(self, v) -> None:
+    def _open_tap(self, vid: int, name: str, mac: str, mtu: int, netns, ip=None, gateway=None, ip6=None,
+                  gateway6=None) -> None:
+        """A TAP device for vif vid (a queue per worker), set up with pyroute2: the pod's MAC and MTU,
+        moved into its namespace, up, with its addresses and default routes via the gateways."""
         from pyroute2 import IPRoute, NetNS
         c = self.conf
         ports = []
         try:
             for i in range(c.workers):
-                ports.append(_ext.IoPort.open_tap(self.pools[i], v.name, v.id, c.workers > 1, i))
+                ports.append(_ext.IoPort.open_tap(self.pools[i], name, vid, c.workers > 1, i))
         except OSError as e:
             for p in ports:
                 p.close()
-            raise ConfigError(f"vifs[{v.id}].name: cannot create TAP {v.name}: {e}") from None
-        self.taps[v.id] = ports
-        with IPRoute() as ipr:
-            idx = ipr.link_lookup(ifname=v.name)[0]
-            ipr.link("set", index=idx, address=v.mac, mtu=v.mtu)
-            if v.netns:
-                try:
-                    ipr.link("set", index=idx, net_ns_fd=v.netns)
-                except Exception as e:  # noqa: BLE001 - pyroute2 raises several kinds
-                    raise ConfigError(f"vif {v.id} netns: cannot move {v.name} into {v.netns}: {e}") from None
-        ns = NetNS(v.netns) if v.netns else IPRoute()
+            raise ConfigError(f"vif {vid} name: cannot create TAP {name}: {e}") from None
+        self.taps[vid] = ports
         try:
-            idx = ns.link_lookup(ifname=v.name)[0]
-            ns.link("set", index=idx, state="up")
-            if v.ip is not None:
-                ns.addr("add", index=idx, address=str(v.ip.ip), prefixlen=v.ip.network.prefixlen)
-                if v.gateway is not None:
-                    ns.route("replace", dst="0.0.0.0/0", gateway=str(v.gateway), oif=idx)
-            if v.ip6 is not None:
-                ns.addr("add", index=idx, address=str(v.ip6.ip), prefixlen=v.ip6.network.prefixlen,
-                        flags=0x02)   # IFA_F_NODAD: the vrouter does not answer DAD
-                if v.gateway6 is not None:
-                    ns.route("replace", dst="::/0", gateway=str(v.gateway6), oif=idx, family=10)
-        finally:
-            ns.close()
+            with IPRoute() as ipr:
+                idx = ipr.link_lookup(ifname=name)[0]
+                ipr.link("set", index=idx, address=mac, mtu=mtu)
+                if netns:
+                    try:
+                        ipr.link("set", index=idx, net_ns_fd=netns)
+                    except Exception as e:  # noqa: BLE001 - pyroute2 raises several kinds
+                        raise ConfigError(f"vif {vid} netns: cannot move {name} into {netns}: {e}") from None
+            ns = NetNS(netns) if netns else IPRoute()
+            try:
+                idx = ns.link_lookup(ifname=name)[0]
+                ns.link("set", index=idx, state="up")
+                if ip is not None:
+                    ns.addr("add", index=idx, address=str(ip.ip), prefixlen=ip.network.prefixlen)
+                    if gateway is not None:
+                        ns.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=idx)
+                if ip6 is not None:
+                    ns.addr("add", index=idx, address=str(ip6.ip), prefixlen=ip6.network.prefixlen,
+                            flags=0x02)   # IFA_F_NODAD: the vrouter does not answer DAD
+                    if gateway6 is not None:
+                        ns.route("replace", dst="::/0", gateway=str(gateway6), oif=idx, family=10)
+            finally:
+                ns.close()
+        except BaseException:
+            for p in self.taps.pop(vid):
+                p.close()
+            raise
+
+    def add_tap(self, vid: int, tap: dict, mtu: int, gw4=None, gw6=None) -> None:
+        """The control channel's vif_add with a device: the TAP (its default routes via the vif's
+        gateways), then every worker polls it."""
+        ip = ipaddress.ip_interface(tap["ip"]) if tap.get("ip") else None
+        ip6 = ipaddress.ip_interface(tap["ip6"]) if tap.get("ip6") else None
+        gw = gw4 if ip is not None else None
+        gw6 = gw6 if ip6 is not None else None
+        self._open_tap(vid, tap["name"], tap["pod_mac"], mtu, tap.get("netns"), ip, gw, ip6, gw6)
+        for i in range(len(self.workers)):
+            self._wire(i)
+        event(logging.INFO, "vif device added", vif=vid, name=tap["name"], netns=tap.get("netns") or "-")
+
+    def remove_tap(self, vid: int) -> None:
+        ports = self.taps.pop(vid, None)
+        if ports is None:
+            return
+        for i in range(len(self.workers)):
+            self._wire(i)              # the workers let go of the ports first
+        for p in ports:
+            p.close()
+        event(logging.INFO, "vif device removed", vif=vid)
+
+    def _add_pod(self, v) -> None:
+        c = self.conf
+        self._open_tap(v.id, v.name, v.mac, v.mtu, v.netns, v.ip, v.gateway, v.ip6, v.gateway6)
         nh = self.dp.nh
         prefixes = [f"{a.ip}/{a.max_prefixlen}" for a in (v.ip, v.ip6) if a is not None]
         nh.set_vif(v.id, kind="virtual", vrf=v.vrf, mac=c.router_mac, mtu=v.mtu, policy=v.policy,
@@ -271,6 +307,26 @@ class Node:
         event(logging.INFO, "static configuration applied", nexthops=len(c.nexthops), routes=len(c.routes),
               labels=len(c.labels), vnis=len(c.vnis))
 
+    def _start_control(self) -> None:
+        from control.server import ControlServer
+        from vrouter.control_backend import NodeBackend
+        c = self.conf
+        keys = {}
+        if c.control.startswith("tcp://"):
+            import zmq.auth
+            if not c.control_keys:
+                raise ConfigError("node.control_keys: a tcp:// control endpoint needs CurveZMQ keys")
+            pub, sec = zmq.auth.load_certificate(os.path.join(c.control_keys, "server.key_secret"))
+            keys = dict(curve_secret=sec, curve_public=pub,
+                        allowed_keys_dir=os.path.join(c.control_keys, "clients"))
+        self.backend = NodeBackend(self)
+        self.control = ControlServer(c.control, self.backend, **keys)
+        try:
+            self.control.start()
+        except Exception as e:  # noqa: BLE001 - zmq raises several kinds
+            self.control = None
+            raise ConfigError(f"node.control: cannot listen on {c.control}: {e}") from None
+
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict:
         dp = self.dp
@@ -313,6 +369,9 @@ class Node:
 
     def stop(self) -> None:
         self._stop.set()
+        if getattr(self, "control", None) is not None:
+            self.control.stop()
+            self.control = None
         for w in self.workers:
             w.stop()
         if self._stats_thread is not None:

@@ -1,0 +1,230 @@
+"""The control channel's server: a ZeroMQ ROUTER socket inside the vrouter.
+
+One thread owns the socket and is the single writer of the node's tables: it
+decodes a request (control.protocol validates the envelope and the body's
+schema), hands it to the backend the node gave it (``Backend``: the only way
+into the node's tables; nothing here imports the vrouter), and answers ok or
+an error naming the field. A message is applied whole or not at all: the
+backend checks references before it changes anything.
+
+Transport
+- ``ipc://path`` (default): the socket file is made readable by root only
+  (mode 0600) right after bind.
+- ``tcp://``: only with CurveZMQ: the server's secret key and a directory of
+  allowed client public keys (zmq.auth's certificate files; ``python -m
+  control.keys`` makes them); an unknown key never reaches the handler.
+- ZMTP heartbeats (interval 1 s, timeout 5 s) notice dead peers.
+- Bounded backlog: the thread drains the socket into a queue of at most
+  ``backlog`` requests and answers ``busy`` to anything beyond it, so a flood
+  gets a clear answer and never grows memory or stalls the datapath (which
+  never waits on this thread).
+
+Sync (the agent's restart must not reset the datapath)
+- ``hello`` returns this process's instance id (a new one after a vrouter
+  restart: the agent re-pushes) and the last completed snapshot generation.
+- ``snapshot_begin(g)`` ... objects ... ``snapshot_end(g)``: everything the
+  agent pushes in between is applied in place (updates, never delete+add)
+  and marked with g; at the end, objects of older generations are swept by
+  the backend. An agent that dies mid-snapshot leaves the tables as they
+  were plus what it pushed; nothing is swept until a snapshot completes.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import uuid
+
+import zmq
+
+from control import protocol as P
+
+log = logging.getLogger("vrouter.control")
+
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 5000
+
+
+class Backend:
+    """What the server needs from the node. Each method validates references before changing
+    anything and raises P.ProtocolError(code, field, msg) to refuse; returns a reply body."""
+
+    def node_name(self) -> str: ...
+    def apply(self, op: str, body: dict, generation: int | None) -> dict: ...
+    def begin(self, generation: int) -> None: ...      # a snapshot starts (an unfinished one is abandoned)
+    def sweep(self, generation: int) -> dict: ...
+
+
+class ControlServer:
+    def __init__(self, endpoint: str, backend: Backend, *, curve_secret: bytes | None = None,
+                 curve_public: bytes | None = None, allowed_keys_dir: str | None = None, backlog: int = 1024,
+                 context: zmq.Context | None = None):
+        if endpoint.startswith("tcp://") and not (curve_secret and curve_public and allowed_keys_dir):
+            raise ValueError("control: a tcp:// endpoint needs CurveZMQ keys (server key pair and the "
+                             "directory of allowed client public keys)")
+        self.endpoint = endpoint
+        self.backend = backend
+        self.backlog = backlog
+        self.instance = str(uuid.uuid4())
+        self.ctx = context or zmq.Context.instance()
+        self.curve = (curve_secret, curve_public, allowed_keys_dir)
+        self.sessions: dict[str, int] = {}       # session -> its generation
+        self.snapshot: int | None = None         # generation of the snapshot in progress
+        self.completed = 0                       # last completed snapshot generation
+        self.counters = collections.Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._auth = None
+        self.sock: zmq.Socket | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        s = self.ctx.socket(zmq.ROUTER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        s.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        s.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+        s.setsockopt(zmq.MAXMSGSIZE, P.MAX_MESSAGE)
+        s.setsockopt(zmq.RCVHWM, self.backlog)
+        secret, public, keys_dir = self.curve
+        if self.endpoint.startswith("tcp://"):
+            from zmq.auth.thread import ThreadAuthenticator
+            self._auth = ThreadAuthenticator(self.ctx)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=keys_dir)
+            s.curve_server = True
+            s.curve_secretkey = secret
+            s.curve_publickey = public
+        if self.endpoint.startswith("ipc://"):
+            path = self.endpoint[len("ipc://"):]
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            if os.path.exists(path):
+                os.unlink(path)   # a stale socket file of a previous run
+            old = os.umask(0o077)
+            try:
+                s.bind(self.endpoint)
+            finally:
+                os.umask(old)
+            os.chmod(path, 0o600)
+        else:
+            s.bind(self.endpoint)
+        self.sock = s
+        self._thread = threading.Thread(target=self._run, name="control", daemon=True)
+        self._thread.start()
+        log.info("control listening", extra={"fields": {"endpoint": self.endpoint, "instance": self.instance}})
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self.endpoint.startswith("ipc://"):
+            try:
+                os.unlink(self.endpoint[len("ipc://"):])
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        queue: collections.deque = collections.deque()
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        while not self._stop.is_set():
+            if not queue:
+                if not poller.poll(100):
+                    continue
+            # drain what arrived; beyond the backlog answer busy at once
+            while True:
+                try:
+                    frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                if len(queue) >= self.backlog:
+                    self.counters["busy"] += 1
+                    self._send(frames[0], P.encode_error(_seq_of(frames[-1]), P.BUSY, None,
+                                                         f"control queue full ({self.backlog}); retry later"))
+                    continue
+                queue.append(frames)
+            if queue:
+                frames = queue.popleft()
+                self._handle(frames)
+
+    def _send(self, ident: bytes, payload: bytes) -> None:
+        try:
+            self.sock.send_multipart([ident, payload], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            self.counters["reply_lost"] += 1   # the peer went away
+
+    def _handle(self, frames: list) -> None:
+        ident, payload = frames[0], frames[-1]
+        if len(frames) != 2:
+            self.counters["errors"] += 1
+            self._send(ident, P.encode_error(0, P.BAD_MESSAGE, None, f"expected one frame, got {len(frames) - 1}"))
+            return
+        seq = 0
+        try:
+            req = P.decode_request(payload)
+            seq = req.sequence
+            body = self._dispatch(req)
+            self.counters["ok"] += 1
+            self._send(ident, P.encode_reply(seq, body))
+        except P.ProtocolError as e:
+            self.counters["errors"] += 1
+            self.counters[f"error_{e.code}"] += 1
+            self._send(ident, P.encode_error(seq or e.seq, e.code, e.field, e.msg))
+        except Exception as e:  # noqa: BLE001 - a bug must answer, not kill the channel
+            self.counters["internal"] += 1
+            log.exception("control: internal error")
+            self._send(ident, P.encode_error(seq, P.INTERNAL, None, f"{type(e).__name__}: {e}"))
+
+    def _dispatch(self, req) -> dict:
+        op, b = req.op, req.body
+        known = self.sessions.get(req.session)
+        if known is not None and req.generation < known:
+            raise P.ProtocolError(P.STALE, "g", f"generation {req.generation} is older than the session's {known}")
+        if op == "hello":
+            self.sessions[b["session"]] = b["generation"]
+            log.info("control session", extra={"fields": {"agent": b["agent"], "session": b["session"],
+                                                          "generation": b["generation"]}})
+            return {"instance": self.instance, "version": P.VERSION, "generation": self.completed,
+                    "node": self.backend.node_name()}
+        if op == "ping":
+            return {"t": time.time(), "instance": self.instance}
+        if op == "snapshot_begin":
+            self.snapshot = b["generation"]
+            self.backend.begin(self.snapshot)
+            log.info("snapshot begin", extra={"fields": {"generation": self.snapshot}})
+            return {}
+        if op == "snapshot_end":
+            if self.snapshot != b["generation"]:
+                raise P.ProtocolError(P.INVALID, "b.generation",
+                                      f"no snapshot {b['generation']} in progress (current: {self.snapshot})")
+            swept = self.backend.sweep(self.snapshot)
+            self.completed, self.snapshot = b["generation"], None
+            log.info("snapshot end", extra={"fields": {"generation": self.completed, **swept}})
+            return {"swept": swept}
+        if op == "stats":
+            out = self.backend.apply(op, b, None)
+            out["control"] = dict(self.counters)
+            return out
+        return self.backend.apply(op, b, self.snapshot)
+
+
+def _seq_of(payload: bytes) -> int:
+    """The sequence number of a request we could not decode, if it can be read at all."""
+    try:
+        import msgpack
+        d = msgpack.unpackb(payload, raw=False, max_bin_len=1 << 20, max_str_len=1 << 16,
+                            max_array_len=1 << 16, max_map_len=64)
+        q = d.get("q") if isinstance(d, dict) else None
+        return q if isinstance(q, int) and 0 <= q < 1 << 63 else 0
+    except Exception:  # noqa: BLE001 - junk has no sequence number
+        return 0

@@ -1,0 +1,417 @@
+"""The node's side of the control channel: control.server.Backend over a Node's tables.
+
+Each op checks what it refers to before it changes anything (a message is
+applied whole or not at all): a route's next hops, a vif's VRF, a label's next
+hop must exist; a next hop still used by a route, a label or an ECMP group, a
+vif still used by a next hop, a VRF still used by a vif, a route or a VNI are
+not deleted. Errors are control.protocol.ProtocolError naming the field.
+
+Generations: objects written while a snapshot is in progress are marked with
+its generation; ``sweep(g)`` removes what the agent did not re-push (marked
+older), routes included (compared as packed keys with numpy). Objects of the
+static configuration are marked 0 and never swept: they are the bootstrap.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import numpy as np
+
+from control import protocol as P
+from vrouter import _ext
+from vrouter.nexthop import InUseError
+
+log = logging.getLogger("vrouter.control")
+
+STATIC = 0
+
+
+def _err(code, field, msg):
+    return P.ProtocolError(code, field, msg)
+
+
+class NodeBackend:
+    def __init__(self, node):
+        self.node = node
+        self.dp = node.dp
+        self.vrfs: dict[int, str] = {}
+        self.gen: dict[tuple, int] = {}                 # (kind, id) -> generation of the last write
+        self.pushed: dict[tuple, list] = {}             # (vrf, family) -> [keys arrays] in this snapshot
+        c = node.conf
+        for v in c.vifs:
+            self.vrfs.setdefault(v.vrf, "")
+            self.gen[("vif", v.id)] = STATIC
+            self.gen[("nh", v.nh)] = STATIC
+        for x in c.nexthops:
+            self.gen[("nh", x["id"])] = STATIC
+        for x in c.labels:
+            self.gen[("label", x["label"])] = STATIC
+        for x in c.vnis:
+            self.gen[("vni", x["vni"])] = STATIC
+            self.vrfs.setdefault(x["vrf"], "")
+        for r in c.routes:
+            self.vrfs.setdefault(r["vrf"], "")
+        self.static_routes = {(r["vrf"], str(ipaddress.ip_network(str(r["prefix"])))) for r in c.routes}
+        for v in c.vifs:
+            for a in (v.ip, v.ip6):
+                if a is not None:
+                    self.static_routes.add((v.vrf, f"{a.ip}/{a.max_prefixlen}"))
+        if c.fabric:
+            self.gen[("vif", 0)] = STATIC
+
+    def node_name(self) -> str:
+        return self.node.conf.name
+
+    # ------------------------------------------------------------------ dispatch
+    def apply(self, op: str, body: dict, generation: int | None) -> dict:
+        fn = getattr(self, "op_" + op, None)
+        if fn is None:
+            raise _err(P.UNKNOWN_OP, "op", f"{op}: not supported by this vrouter")
+        return fn(body, generation) or {}
+
+    def _mark(self, kind, ident, generation):
+        if generation is not None:
+            self.gen[(kind, ident)] = generation
+        elif (kind, ident) not in self.gen:
+            self.gen[(kind, ident)] = -1            # written outside a snapshot: kept until one sweeps it
+
+    def _need_vrf(self, vrf, field):
+        if vrf not in self.vrfs:
+            raise _err(P.NOT_FOUND, field, f"VRF {vrf} does not exist (vrf_add it first)")
+
+    # ------------------------------------------------------------------ VRFs
+    def op_vrf_add(self, b, g):
+        self.vrfs[b["vrf"]] = b.get("name") or ""
+        self._mark("vrf", b["vrf"], g)
+
+    def op_vrf_del(self, b, g):
+        vrf = b["vrf"]
+        if vrf not in self.vrfs:
+            raise _err(P.NOT_FOUND, "b.vrf", f"VRF {vrf} does not exist")
+        users = [f"vif {i}" for i in self.dp.nh.vifs() if (self.dp.nh.vif(i) or {}).get("vrf") == vrf
+                 and (self.dp.nh.vif(i) or {}).get("kind") != "fabric"]
+        users += [f"vni {k}" for k, v in self.dp.nh.vnis().items() if v == vrf]
+        n = self.dp.lpm4.count(vrf) + self.dp.lpm6.count(vrf)
+        if n:
+            users.append(f"{n} routes")
+        if users:
+            raise _err(P.IN_USE, "b.vrf", f"VRF {vrf} in use by {', '.join(users[:8])}")
+        del self.vrfs[vrf]
+        self.gen.pop(("vrf", vrf), None)
+
+    # ------------------------------------------------------------------ vifs
+    def op_vif_add(self, b, g):
+        return self._vif_set(b, g, add=True)
+
+    def op_vif_update(self, b, g):
+        if self.dp.nh.vif(b["id"]) is None:
+            raise _err(P.NOT_FOUND, "b.id", f"vif {b['id']} does not exist")
+        return self._vif_set(b, g, add=False)
+
+    def _vif_set(self, b, g, add):
+        vid = b["id"]
+        if b["kind"] != "fabric":
+            self._need_vrf(b["vrf"], "b.vrf")
+        kw = {k: b[k] for k in ("kind", "vrf", "mac", "mtu", "vlan", "policy", "admin_down", "gw4", "gw6",
+                                "prefixes") if k in b}
+        tap = b.get("tap")
+        had_tap = vid in self.node.taps
+        if tap and not had_tap:
+            try:
+                self.node.add_tap(vid, tap, b.get("mtu", 1500), b.get("gw4"), b.get("gw6"))
+            except (OSError, ValueError) as e:
+                raise _err(P.INVALID, "b.tap", str(e)) from None
+        try:
+            self.dp.nh.set_vif(vid, **kw)
+        except (ValueError, TypeError) as e:
+            if tap and not had_tap:
+                self.node.remove_tap(vid)
+            raise _err(P.INVALID, "b", str(e)) from None
+        except InUseError as e:
+            raise _err(P.IN_USE, "b.kind", str(e)) from None
+        self._mark("vif", vid, g)
+
+    def op_vif_del(self, b, g):
+        vid = b["id"]
+        if self.dp.nh.vif(vid) is None:
+            raise _err(P.NOT_FOUND, "b.id", f"vif {vid} does not exist")
+        try:
+            self.dp.nh.del_vif(vid)
+        except InUseError as e:
+            raise _err(P.IN_USE, "b.id", str(e)) from None
+        if vid in self.node.taps:
+            self.node.remove_tap(vid)
+        self.gen.pop(("vif", vid), None)
+
+    # ------------------------------------------------------------------ next hops
+    def op_nh_add(self, b, g):
+        return self._nh_set(b, g)
+
+    def op_nh_update(self, b, g):
+        if self.dp.nh.nh(b["id"]) is None:
+            raise _err(P.NOT_FOUND, "b.id", f"next hop {b['id']} does not exist")
+        return self._nh_set(b, g)
+
+    def _nh_set(self, b, g):
+        kw = {k: v for k, v in b.items() if k not in ("id", "type")}
+        try:
+            self.dp.nh.set_nh(b["id"], b["type"], **kw)
+        except InUseError as e:
+            raise _err(P.IN_USE, "b.type", str(e)) from None
+        except KeyError as e:
+            raise _err(P.NOT_FOUND, "b", str(e).strip("'\"")) from None
+        except (ValueError, TypeError) as e:
+            raise _err(P.INVALID, "b", str(e)) from None
+        self._mark("nh", b["id"], g)
+
+    def _routes_using(self, nh_id) -> str | None:
+        for vrf in sorted(set(self.dp.lpm4.vrfs()) | set(self.dp.lpm6.vrfs())):
+            for fam, t in ((4, self.dp.lpm4), (6, self.dp.lpm6)):
+                _, _, nhs = t._t.dump(vrf)
+                n = int(np.count_nonzero(nhs == nh_id))
+                if n:
+                    return f"{n} IPv{fam} routes of VRF {vrf}"
+        return None
+
+    def op_nh_del(self, b, g):
+        nid = b["id"]
+        if self.dp.nh.nh(nid) is None:
+            raise _err(P.NOT_FOUND, "b.id", f"next hop {nid} does not exist")
+        used = self._routes_using(nid)
+        if used:
+            raise _err(P.IN_USE, "b.id", f"next hop {nid} in use by {used}")
+        try:
+            self.dp.nh.del_nh(nid)
+        except InUseError as e:
+            raise _err(P.IN_USE, "b.id", str(e)) from None
+        self.gen.pop(("nh", nid), None)
+
+    # ------------------------------------------------------------------ routes
+    def _table(self, family):
+        return self.dp.lpm4 if family == 4 else self.dp.lpm6
+
+    def op_route_add(self, b, g):
+        vrf, fam = b["vrf"], b["family"]
+        self._need_vrf(vrf, "b.vrf")
+        nhs = b["nhs"]
+        for u in np.unique(nhs):
+            if self.dp.nh.nh(int(u)) is None:
+                i = int(np.flatnonzero(nhs == u)[0])
+                raise _err(P.NOT_FOUND, f"b.nhs[{i}]", f"next hop {int(u)} does not exist")
+        try:
+            n = self._table(fam).insert_batch(vrf, b["addrs"], b["lens"], nhs)
+        except (ValueError, TypeError) as e:
+            raise _err(P.INVALID, "b.addrs", str(e)) from None
+        if g is not None:
+            self.pushed.setdefault((vrf, fam), []).append(_route_keys(fam, b["addrs"], b["lens"]))
+        return {"changed": int(n), "routes": int(len(nhs))}
+
+    def op_route_del(self, b, g):
+        vrf, fam = b["vrf"], b["family"]
+        try:
+            n = self._table(fam).delete_batch(vrf, b["addrs"], b["lens"])
+        except KeyError as e:
+            raise _err(P.NOT_FOUND, "b.addrs", str(e).strip("'\"")) from None
+        except (ValueError, TypeError) as e:
+            raise _err(P.INVALID, "b.addrs", str(e)) from None
+        return {"deleted": int(n)}
+
+    # ------------------------------------------------------------------ labels, VNIs, policy
+    def op_label_add(self, b, g):
+        try:
+            self.dp.nh.set_label(b["label"], b["nh"])
+        except (ValueError, KeyError) as e:
+            raise _err(P.NOT_FOUND, "b.nh", str(e).strip("'\"")) from None
+        self._mark("label", b["label"], g)
+
+    def op_label_del(self, b, g):
+        try:
+            self.dp.nh.del_label(b["label"])
+        except KeyError:
+            raise _err(P.NOT_FOUND, "b.label", f"label {b['label']} does not exist") from None
+        self.gen.pop(("label", b["label"]), None)
+
+    def op_vni_add(self, b, g):
+        self._need_vrf(b["vrf"], "b.vrf")
+        self.dp.nh.set_vni(b["vni"], b["vrf"])
+        self._mark("vni", b["vni"], g)
+
+    def op_vni_del(self, b, g):
+        try:
+            self.dp.nh.del_vni(b["vni"])
+        except KeyError:
+            raise _err(P.NOT_FOUND, "b.vni", f"VNI {b['vni']} does not exist") from None
+        self.gen.pop(("vni", b["vni"]), None)
+
+    def op_policy_set(self, b, g):
+        kind, ident = b["kind"], b["id"]
+        try:
+            if kind == "vrf":
+                self._need_vrf(ident, "b.id")
+                self.dp.policy.set_vrf_policy(ident, b["rules"], b.get("default", "pass"))
+            else:
+                self.dp.policy.set_vif_policy(ident, b["rules"], b.get("default", "pass"))
+        except (ValueError, TypeError) as e:
+            raise _err(P.INVALID, "b.rules", str(e)) from None
+        self._mark(f"policy_{kind}", ident, g)
+
+    def op_policy_del(self, b, g):
+        if b["kind"] == "vrf":
+            self.dp.policy.clear_vrf_policy(b["id"])
+        else:
+            self.dp.policy.clear_vif_policy(b["id"])
+        self.gen.pop((f"policy_{b['kind']}", b["id"]), None)
+
+    # ------------------------------------------------------------------ reads
+    def op_stats(self, b, g):
+        return {"datapath": self.dp.stats(), "node": self.node.conf.name,
+                "workers": [w.stats() for w in self.node.workers]}
+
+    def op_drop_stats(self, b, g):
+        vifs = {str(v): self.dp.vif_stats(v)["drops"] for v in self.dp.nh.vifs()}
+        return {"reasons": self.dp.drop_stats(), "vifs": vifs}
+
+    def op_get(self, b, g):
+        t, i = b["table"], b["id"]
+        got = {"vif": self.dp.nh.vif, "nh": self.dp.nh.nh, "label": self.dp.nh.label,
+               "vni": self.dp.nh.vni}.get(t)
+        if t == "vrf":
+            if i not in self.vrfs:
+                raise _err(P.NOT_FOUND, "b.id", f"VRF {i} does not exist")
+            return {"item": {"vrf": i, "name": self.vrfs[i], "routes4": self.dp.lpm4.count(i),
+                             "routes6": self.dp.lpm6.count(i)}}
+        if got is None:
+            raise _err(P.INVALID, "b.table", f"get of {t} is not supported")
+        item = got(i)
+        if item is None:
+            raise _err(P.NOT_FOUND, "b.id", f"{t} {i} does not exist")
+        return {"item": _plain(item)}
+
+    def op_dump(self, b, g):
+        t, limit = b["table"], b["limit"]
+        cursor = b.get("cursor") or 0
+        if t == "route":
+            vrf, fam = b["vrf"], b.get("family", 4)
+            addrs, lens, nhs = self._table(fam)._t.dump(vrf)
+            start = int(cursor)
+            end = min(start + limit, len(lens))
+            items = []
+            for k in range(start, end):
+                a = ipaddress.ip_address(int(addrs[k]) if fam == 4 else bytes(addrs[k]))
+                items.append({"prefix": f"{a}/{int(lens[k])}", "nh": int(nhs[k])})
+            return {"items": items, "cursor": end if end < len(lens) else None, "total": int(len(lens))}
+        if t == "flow":
+            return self._dump_flows(int(cursor), limit)
+        ids = {"vif": self.dp.nh.vifs, "nh": self.dp.nh.nhs, "label": lambda: sorted(self.dp.nh.labels()),
+               "vni": lambda: sorted(self.dp.nh.vnis()), "vrf": lambda: sorted(self.vrfs)}.get(t)
+        if ids is None:
+            raise _err(P.INVALID, "b.table", f"dump of {t} is not supported")
+        all_ids = [i for i in ids() if i >= int(cursor)]
+        page = all_ids[:limit]
+        items = [self.op_get({"table": t, "id": i}, g)["item"] for i in page]
+        nxt = all_ids[limit] if len(all_ids) > limit else None
+        return {"items": items, "cursor": nxt}
+
+    def _dump_flows(self, cursor, limit):
+        rows, nxt = self.dp.flows.dump_page(cursor, limit) if hasattr(self.dp.flows, "dump_page") else \
+            (self.dp.flows.dump(), None)
+        items = [_plain(r) for r in rows[:limit]]
+        return {"items": items, "cursor": nxt}
+
+    def op_flow_delete(self, b, g):
+        if b.get("all"):
+            return {"deleted": int(self.dp.flows.flush())} if hasattr(self.dp.flows, "flush") else {}
+        from vrouter.flow import make_key
+        key = make_key(b["vrf"], b["proto"], b["src"], b["dst"], b.get("sport", 0), b.get("dport", 0))
+        if not self.dp.flows.delete(key):
+            raise _err(P.NOT_FOUND, "b", "no such flow")
+        return {"deleted": 1}
+
+    def op_trace(self, b, g):
+        t = self.dp.trace(b["frame"], b["vif"])
+        r = t.result
+        return {"steps": t.steps, "result": {"verdict": r.verdict, "out_vif": r.out_vif, "reason": r.reason,
+                                             "frame": r.frame}}
+
+    # ------------------------------------------------------------------ sweep
+    def begin(self, generation: int) -> None:
+        self.pushed.clear()   # what an abandoned snapshot pushed counts for nothing now
+
+    def sweep(self, generation: int) -> dict:
+        swept = {"routes": 0}
+        # routes first: nothing else can go while a route still names it
+        for vrf in sorted(set(self.dp.lpm4.vrfs()) | set(self.dp.lpm6.vrfs())):
+            for fam in (4, 6):
+                t = self._table(fam)
+                addrs, lens, _ = t._t.dump(vrf)
+                if not len(lens):
+                    continue
+                have = _route_keys(fam, addrs, lens)
+                pushed = self.pushed.get((vrf, fam))
+                keep = np.isin(have, np.concatenate(pushed)) if pushed else np.zeros(len(lens), bool)
+                for k in np.flatnonzero(~keep):
+                    a = ipaddress.ip_address(int(addrs[k]) if fam == 4 else bytes(addrs[k]))
+                    if (vrf, f"{a}/{int(lens[k])}") in self.static_routes:
+                        keep[k] = True
+                stale = np.flatnonzero(~keep)
+                if len(stale):
+                    t.delete_batch(vrf, addrs[stale], lens[stale])
+                    swept["routes"] += int(len(stale))
+        self.pushed.clear()
+        stale = sorted(((k, v) for k, v in self.gen.items() if v != STATIC and v < generation),
+                       key=lambda kv: _SWEEP_ORDER.index(kv[0][0]))
+        for (kind, ident), _ in stale:
+            try:
+                {"label": lambda i: self.dp.nh.del_label(i), "vni": lambda i: self.dp.nh.del_vni(i),
+                 "policy_vrf": lambda i: self.dp.policy.clear_vrf_policy(i),
+                 "policy_vif": lambda i: self.dp.policy.clear_vif_policy(i),
+                 "nh": self._sweep_nh, "vif": self._sweep_vif,
+                 "vrf": lambda i: self.vrfs.pop(i, None)}[kind](ident)
+                self.gen.pop((kind, ident), None)
+                swept[kind] = swept.get(kind, 0) + 1
+            except (InUseError, KeyError, ValueError) as e:
+                log.warning("sweep kept an object still in use", extra={"fields": {"object": f"{kind} {ident}",
+                                                                                   "why": str(e)}})
+        return swept
+
+    def _sweep_nh(self, i):
+        nh = self.dp.nh.nh(i)
+        if nh is not None and nh.get("type") == "ecmp":
+            self.dp.nh.del_nh(i)
+        else:
+            self.dp.nh.del_nh(i)
+
+    def _sweep_vif(self, i):
+        self.dp.nh.del_vif(i)
+        if i in self.node.taps:
+            self.node.remove_tap(i)
+
+
+_SWEEP_ORDER = ["label", "vni", "policy_vrf", "policy_vif", "nh", "vif", "vrf"]
+
+
+def _route_keys(family: int, addrs, lens) -> np.ndarray:
+    """One comparable key per route: (address, length) packed."""
+    lens = np.asarray(lens, np.uint64)
+    if family == 4:
+        return (np.asarray(addrs, np.uint64) << np.uint64(8)) | lens
+    a = np.ascontiguousarray(addrs, np.uint8).reshape(-1, 16)
+    raw = np.concatenate([a, lens.astype(np.uint8).reshape(-1, 1)], axis=1)
+    return raw.view(np.dtype((np.void, 17))).ravel()
+
+
+def _plain(x):
+    """Replies carry plain types: numpy scalars and records become ints / dicts."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (bytes, str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+_ = _ext
