@@ -38,6 +38,7 @@ class NodeBackend:
         self.vrfs: dict[int, str] = {}
         self.gen: dict[tuple, int] = {}                 # (kind, id) -> generation of the last write
         self.pushed: dict[tuple, list] = {}             # (vrf, family) -> [keys arrays] in this snapshot
+        self.policies: dict[tuple, dict] = {}           # (kind, id) -> what policy_set gave
         c = node.conf
         for v in c.vifs:
             self.vrfs.setdefault(v.vrf, "")
@@ -255,8 +256,13 @@ class NodeBackend:
         except (ValueError, TypeError) as e:
             raise _err(P.INVALID, "b.rules", str(e)) from None
         self._mark(f"policy_{kind}", ident, g)
+        self.policies[(kind, ident)] = {"kind": kind, "id": ident, "rules": b["rules"],
+                                        "default": b.get("default", "pass")}
 
     def op_policy_del(self, b, g):
+        if (b["kind"], b["id"]) not in self.policies:
+            raise _err(P.NOT_FOUND, "b.id", f"no policy on {b['kind']} {b['id']}")
+        self.policies.pop((b["kind"], b["id"]))
         if b["kind"] == "vrf":
             self.dp.policy.clear_vrf_policy(b["id"])
         else:
@@ -281,6 +287,11 @@ class NodeBackend:
                 raise _err(P.NOT_FOUND, "b.id", f"VRF {i} does not exist")
             return {"item": {"vrf": i, "name": self.vrfs[i], "routes4": self.dp.lpm4.count(i),
                              "routes6": self.dp.lpm6.count(i)}}
+        if t == "policy":
+            pol = self.policies.get((b.get("kind"), i))
+            if pol is None:
+                raise _err(P.NOT_FOUND, "b.id", f"no policy on {b.get('kind')} {i}")
+            return {"item": _plain(pol)}
         if got is None:
             raise _err(P.INVALID, "b.table", f"get of {t} is not supported")
         item = got(i)
@@ -303,6 +314,12 @@ class NodeBackend:
             return {"items": items, "cursor": end if end < len(lens) else None, "total": int(len(lens))}
         if t == "flow":
             return self._dump_flows(int(cursor), limit)
+        if t == "policy":
+            keys = sorted(self.policies)
+            start = int(cursor)
+            page = keys[start:start + limit]
+            return {"items": [_plain(self.policies[k]) for k in page],
+                    "cursor": start + limit if start + limit < len(keys) else None}
         ids = {"vif": self.dp.nh.vifs, "nh": self.dp.nh.nhs, "label": lambda: sorted(self.dp.nh.labels()),
                "vni": lambda: sorted(self.dp.nh.vnis()), "vrf": lambda: sorted(self.vrfs)}.get(t)
         if ids is None:
@@ -314,14 +331,12 @@ class NodeBackend:
         return {"items": items, "cursor": nxt}
 
     def _dump_flows(self, cursor, limit):
-        rows, nxt = self.dp.flows.dump_page(cursor, limit) if hasattr(self.dp.flows, "dump_page") else \
-            (self.dp.flows.dump(), None)
-        items = [_plain(r) for r in rows[:limit]]
-        return {"items": items, "cursor": nxt}
+        rows, nxt = self.dp.flows.dump_page(cursor, limit)
+        return {"items": rows, "cursor": nxt}
 
     def op_flow_delete(self, b, g):
         if b.get("all"):
-            return {"deleted": int(self.dp.flows.flush())} if hasattr(self.dp.flows, "flush") else {}
+            return {"deleted": int(self.dp.flows.flush())}
         from vrouter.flow import make_key
         key = make_key(b["vrf"], b["proto"], b["src"], b["dst"], b.get("sport", 0), b.get("dport", 0))
         if not self.dp.flows.delete(key):
@@ -364,8 +379,8 @@ class NodeBackend:
         for (kind, ident), _ in stale:
             try:
                 {"label": lambda i: self.dp.nh.del_label(i), "vni": lambda i: self.dp.nh.del_vni(i),
-                 "policy_vrf": lambda i: self.dp.policy.clear_vrf_policy(i),
-                 "policy_vif": lambda i: self.dp.policy.clear_vif_policy(i),
+                 "policy_vrf": lambda i: (self.dp.policy.clear_vrf_policy(i), self.policies.pop(("vrf", i), None)),
+                 "policy_vif": lambda i: (self.dp.policy.clear_vif_policy(i), self.policies.pop(("vif", i), None)),
                  "nh": self._sweep_nh, "vif": self._sweep_vif,
                  "vrf": lambda i: self.vrfs.pop(i, None)}[kind](ident)
                 self.gen.pop((kind, ident), None)

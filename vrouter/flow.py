@@ -352,6 +352,35 @@ class FlowTable:
             out_i.append(ix[:n]); out_e.append(e[:n]); out_t.append(tm[:n])
         return np.concatenate(out_i), np.concatenate(out_e), np.concatenate(out_t)
 
+    def dump_page(self, cursor: int = 0, limit: int = 1000):
+        """One page of active flows for paged dumps: (records, next cursor or None). A record is a
+        dict per entry (both ends of each pair): index, key fields, nh, action, rule, vif, counters."""
+        limit = max(2, min(int(limit), 100_000)) & ~1
+        e = np.zeros(limit, ENTRY_DTYPE)
+        tm = np.zeros(limit, TIMES_DTYPE)
+        ix = np.zeros(limit, np.uint32)
+        n, nxt = self._t.dump(_u32("cursor", cursor), e, tm, ix)
+        rows = []
+        for i in range(n):
+            k = e[i]["key"]
+            v4 = int(k["family"]) == 4
+            addr = (lambda raw: str(ipaddress.ip_address(bytes(raw[12:]) if v4 else bytes(raw))))
+            rows.append({"index": int(ix[i]), "vrf": int(k["vrf"]), "proto": int(k["proto"]),
+                         "src": addr(k["src"]), "dst": addr(k["dst"]), "sport": int(k["sport"]),
+                         "dport": int(k["dport"]), "nh": int(e[i]["nh"]), "vif": int(e[i]["vif"]),
+                         "action": "forward" if int(e[i]["action"]) == 0 else "drop",
+                         "rule": int(e[i]["rule_id"]), "packets": int(tm[i]["packets"]),
+                         "bytes": int(tm[i]["bytes"])})
+        return rows, (None if nxt >= self.capacity // 2 or n == 0 else int(nxt))
+
+    def flush(self, worker: int = 0) -> int:
+        """Delete every flow pair; returns how many pairs went."""
+        idx, _, _ = self.dump()
+        gone = 0
+        for i in idx[idx % 2 == 0]:
+            gone += self._t.delete_index(int(i), worker) == 0
+        return gone
+
     def flows(self, *, vrf=None, vif=None, proto=None, addr=None):
         """Active entries filtered by VRF, ingress vif, protocol and/or an
         address that is the source or destination. Returns (indices, entries, times)."""

@@ -69,6 +69,20 @@ def test_a_node_configured_only_through_the_channel_forwards(topo, node):
         with pytest.raises(C.InvalidError) as e:
             c.call("nh_add", {"id": 3, "type": "tunnel", "vif": 1})
         assert e.value.field and e.value.field.startswith("b")
+        # flows: dumped in pages; a policy applies to new flows, so flush the old ones
+        flows = list(c.dump("flow", limit=2))
+        assert any(f["proto"] == 1 and f["src"] == "10.1.0.2" and f["dst"] == "10.1.0.3" for f in flows), flows
+        c.call("vif_update", dict(pod_vif(1, a, "10.1.0.2", "02:00:00:00:0a:02"), policy=True, tap=None))
+        c.call("policy_set", {"kind": "vif", "id": 1, "rules": [{"id": 9, "proto": "icmp", "action": "deny"}]})
+        assert c.call("get", {"table": "policy", "kind": "vif", "id": 1})["item"]["rules"][0]["id"] == 9
+        assert [p["id"] for p in c.dump("policy")] == [1]
+        assert c.call("flow_delete", {"all": True})["deleted"] >= 1
+        assert list(c.dump("flow")) == []
+        assert ping(topo, a, "10.1.0.3", 2).returncode != 0
+        assert c.call("drop_stats")["reasons"]["policy_deny"] >= 2
+        c.call("policy_del", {"kind": "vif", "id": 1})
+        c.call("flow_delete", {"all": True})
+        assert ping(topo, a, "10.1.0.3", 2).returncode == 0
         # deleting the vif's device takes the TAP away
         c.call("route_del", dict(P.pack_routes(4, ["10.1.0.3/32"]), vrf=1))
         c.call("nh_del", {"id": 2})
