@@ -987,6 +987,39 @@ VR_EXPORT size_t pl_trace(struct pipeline *pl, struct pkt *p, struct pl_result *
     return t.len;
 }
 
+/* ------------------------------------------------------------ route changes */
+
+VR_EXPORT uint32_t pl_flows_revalidate(struct pipeline *pl, int vrf, uint32_t *examined)
+{
+    enum { CHUNK = 256 };
+    struct flow_entry e[CHUNK];
+    struct flow_times tm[CHUNK];
+    uint32_t idx[CHUNK];
+    struct run r = {pl, &pl->w[pl->nworkers], 0, 0, NULL};
+    uint32_t cursor = 0, deleted = 0, seen = 0, n;
+    while ((n = flow_dump(pl->ft, &cursor, e, tm, idx, CHUNK)) > 0) {
+        for (uint32_t i = 0; i + 1 < n; i += 2) {   /* forward, reverse of one pair */
+            seen += 2;
+            if (vrf >= 0 && e[i].key.vrf != vrf)
+                continue;
+            int stale = 0;
+            for (uint32_t j = i; j < i + 2 && !stale; j++) {
+                int why;
+                uint32_t want = resolve(&r, e[j].key.vrf, e[j].key.family, e[j].key.dst, &why);
+                uint32_t have = e[j].nh;
+                /* a reverse end made without a route routes itself per packet: stale only
+                 * once a route appeared; everything else: stale when the route moved */
+                stale = have == NH_NONE ? want != LPM_NO_ROUTE : want != have;
+            }
+            if (stale && flow_delete_index(pl->ft, pl->nworkers % FLOW_MAX_WORKERS, idx[i]) == 0)
+                deleted++;
+        }
+    }
+    if (examined)
+        *examined = seen;
+    return deleted;
+}
+
 /* ------------------------------------------------------------ lifecycle, counters */
 
 VR_EXPORT int pl_create(struct nh_table *nt, struct lpm4 *l4, struct lpm6 *l6, struct flow_table *ft,

@@ -174,6 +174,14 @@ VR_EXPORT uint32_t pl_process(struct pipeline *pl, int worker, struct pkt *pkts,
 VR_EXPORT size_t pl_trace(struct pipeline *pl, struct pkt *p, struct pl_result *res, uint64_t now,
                           char *buf, size_t cap);
 
+/* After routes of VRF vrf changed (vrf < 0: any VRF): delete the flow pairs
+ * whose cached next hop is no longer what the routes give, so their next
+ * packet is decided afresh (a moved pod, a withdrawn prefix). Writer thread
+ * (it reads the route tables between writes); workers keep running. Returns
+ * pairs deleted; *examined gets entries looked at. Pairs decided by an MPLS
+ * label rather than a route are re-made by their next packet too. */
+VR_EXPORT uint32_t pl_flows_revalidate(struct pipeline *pl, int vrf, uint32_t *examined);
+
 /* Readers of the counters (sums over workers). */
 VR_EXPORT void pl_read_stats(const struct pipeline *pl, struct pl_stats *out);
 VR_EXPORT void pl_read_vif_stats(const struct pipeline *pl, uint16_t vif, struct pl_vif_stats *out);

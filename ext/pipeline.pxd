@@ -48,6 +48,7 @@ cdef extern from "pipeline.h" nogil:
     void pl_read_stats(const pipeline *pl, pl_stats *out)
     void pl_read_vif_stats(const pipeline *pl, uint16_t vif, pl_vif_stats *out)
     void pl_read_vrf_stats(const pipeline *pl, uint16_t vrf, pl_vrf_stats *out)
+    uint32_t pl_flows_revalidate(pipeline *pl, int vrf, uint32_t *examined)
     uint64_t pl_tsc()
     uint64_t pl_bench_loop(pipeline *pl, int worker, pkt *pkts, const uint8_t *tmpl, uint32_t stride,
                            const uint16_t *lens, const uint16_t *vifs, uint32_t n, uint32_t burst,

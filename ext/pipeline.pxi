@@ -109,6 +109,14 @@ cdef class Pipeline:
         cpl.pl_read_vrf_stats(self.pl, vrf, &s)
         return {"packets": s.packets, "bytes": s.bytes}
 
+    def revalidate_flows(self, int vrf=-1):
+        """Delete flow pairs whose next hop the routes no longer give (writer thread).
+        Returns (deleted pairs, entries examined)."""
+        cdef uint32_t examined = 0, deleted
+        with nogil:
+            deleted = cpl.pl_flows_revalidate(self.pl, vrf, &examined)
+        return deleted, examined
+
     def clear_stats(self):
         cpl.pl_stats_clear(self.pl)
 

@@ -14,7 +14,7 @@ from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
 from pl_topo import (FABRIC, FABRIC_MAC, FABRIC_MTU, GW4, GW6, HOST, LABEL_OUT, LABEL_OUT6, LABEL_POD1,
-                     LABEL_VRF1, NH_ECMP, NH_VX, NH_VXB, NH_VXC, NODE4, NODE6, PEER4, PEER6, POD1, POD2,
+                     LABEL_VRF1, NH_ECMP, NH_MPLS, NH_VX, NH_VXB, NH_VXC, NODE4, NODE6, PEER4, PEER6, POD1, POD2,
                      POD3, ROUTER_MAC, UNDERLAY_MAC, VNI1, VNI2, csum_ok, dissect, from_pod, ip_packet,
                      make_node, mpls_in, vxlan_in)
 from vrouter.pipeline import DROP_REASONS, Datapath
@@ -697,3 +697,21 @@ def test_arp_inside_vxlan_is_answered_back_through_the_tunnel(node, outer):
     # not for addresses that are not local pods
     req2 = ARP(op=1, hwsrc="02:aa:00:00:00:01", psrc="10.1.0.77", pdst="10.2.0.5")
     assert one(node, vxlan_in(VNI1, req2), FABRIC).reason == "arp_not_for_us"
+
+
+def test_route_changes_re_decide_the_flows_they_move(node):
+    """A flow caches its next hop; after a route change revalidate_flows deletes exactly the
+    pairs whose route moved, and their next packet follows the new route."""
+    to_remote = from_pod(POD1, "10.2.0.5", "udp", sport=4000)
+    local = from_pod(POD1, POD2.ip4, "udp", sport=4001)
+    assert dissect(one(node, to_remote, POD1.vif).frame).haslayer(VXLAN)
+    assert one(node, local, POD1.vif).out_vif == POD2.vif
+    node.lpm4.insert(1, "10.2.0.0/16", NH_MPLS)              # the remote subnet moved
+    assert dissect(one(node, to_remote, POD1.vif).frame).haslayer(VXLAN)   # still the cached decision
+    assert node.revalidate_flows(1) == 1                     # only that pair: the local one stayed
+    out = dissect(one(node, to_remote, POD1.vif).frame)
+    assert out.haslayer(MPLS) and not out.haslayer(VXLAN)
+    node.lpm4.delete(1, "10.2.0.0/16")                       # withdrawn
+    assert node.revalidate_flows() == 1
+    assert one(node, to_remote, POD1.vif).reason == "no_route"
+    assert node.stats()["flow_installs"] == 3 and one(node, local, POD1.vif).out_vif == POD2.vif

@@ -206,7 +206,8 @@ class NodeBackend:
             raise _err(P.INVALID, "b.addrs", str(e)) from None
         if g is not None:
             self.pushed.setdefault((vrf, fam), []).append(_route_keys(fam, b["addrs"], b["lens"]))
-        return {"changed": int(n), "routes": int(len(nhs))}
+        moved = self.dp.revalidate_flows(vrf) if n else 0
+        return {"changed": int(n), "routes": int(len(nhs)), "flows_moved": int(moved)}
 
     def op_route_del(self, b, g):
         vrf, fam = b["vrf"], b["family"]
@@ -216,7 +217,8 @@ class NodeBackend:
             raise _err(P.NOT_FOUND, "b.addrs", str(e).strip("'\"")) from None
         except (ValueError, TypeError) as e:
             raise _err(P.INVALID, "b.addrs", str(e)) from None
-        return {"deleted": int(n)}
+        moved = self.dp.revalidate_flows(vrf) if n else 0
+        return {"deleted": int(n), "flows_moved": int(moved)}
 
     # ------------------------------------------------------------------ labels, VNIs, policy
     def op_label_add(self, b, g):
@@ -373,6 +375,7 @@ class NodeBackend:
                 if len(stale):
                     t.delete_batch(vrf, addrs[stale], lens[stale])
                     swept["routes"] += int(len(stale))
+                    self.dp.revalidate_flows(vrf)
         self.pushed.clear()
         stale = sorted(((k, v) for k, v in self.gen.items() if v != STATIC and v < generation),
                        key=lambda kv: _SWEEP_ORDER.index(kv[0][0]))

@@ -135,6 +135,11 @@ class Datapath:
         out = int(r["out_vif"])
         return Result(verdict, None if out == VIF_NONE else out, reason, b.frame(i))
 
+    def revalidate_flows(self, vrf: int | None = None) -> int:
+        """After a route change: delete the flows whose cached next hop the routes no longer give
+        (all VRFs when vrf is None); their next packet is decided again. Returns pairs deleted."""
+        return self._pl.revalidate_flows(-1 if vrf is None else _id("vrf", vrf, 0xFFFF))[0]
+
     # -- counters ---------------------------------------------------------------
     def stats(self) -> dict:
         """Totals over workers: frames, verdicts, flow hits / misses, encap / decap, drops per
