@@ -96,6 +96,7 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
     flow_delete     {"all": true}, or one flow's key: vrf, proto ("tcp"|"udp"|"icmp"|"icmp6"|0..255),
                     src, dst (same family), sport? =0, dport? =0 (ICMP: identifier, type)
     trace           vif 0..4095, frame bytes 14..9000
+    route_lookup    vrf, address (IPv4 or IPv6): the route that matches and its next hop
     Reply bodies other than hello's are the server's business; this module does not check them.
 
 Python API
@@ -669,6 +670,7 @@ OPS: dict[str, Callable[..., dict]] = {
                         "src": (_addr(unicast=False), None), "dst": (_addr(unicast=False), None),
                         "sport": (PORT, None), "dport": (PORT, None)}, _flow_post),
     "trace": _op({"vif": (VIF_ID, REQ), "frame": (_bytes(14, 9000), REQ)}),
+    "route_lookup": _op({"vrf": (VRF, REQ), "address": (_addr(None, unicast=False), REQ)}),
 }
 
 

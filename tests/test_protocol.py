@@ -185,6 +185,9 @@ BODIES = {
     "policy_set": policy_bodies(True), "policy_del": policy_bodies(False),
     "get": get_bodies(), "dump": dump_bodies(), "flow_delete": flow_delete_bodies(),
     "trace": fd(vif=vif_ids, frame=st.binary(min_size=14, max_size=9000)),
+    "route_lookup": fd(vrf=vrfs, address=st.ip_addresses().map(str)
+                       .filter(lambda a: ipaddress.ip_address(a).version == 4 or
+                               ipaddress.ip_address(a).ipv4_mapped is None)),
 }
 envelopes = st.fixed_dictionaries({"session": names, "generation": u63, "sequence": u63})
 
@@ -320,6 +323,7 @@ GOOD = {
     "get": {"table": "nh", "id": 10}, "dump": {"table": "vif"},
     "flow_delete": {"vrf": 1, "proto": "tcp", "src": "10.0.0.1", "dst": "10.0.0.2", "sport": 1, "dport": 80},
     "trace": {"vif": 2, "frame": bytes(64)},
+    "route_lookup": {"vrf": 1, "address": "10.2.0.5"},
 }
 TUNNEL = {"id": 11, "type": "tunnel", "vif": 1, "dmac": "02:00:00:00:00:fe", "src": "192.0.2.1",
           "dst": "192.0.2.7", "vni": 5005}
@@ -459,6 +463,8 @@ BAD = [
     bad("flow_delete", "b.src", src="::ffff:10.0.0.1"),
     bad("trace", "b.frame", frame=bytes(13)), bad("trace", "b.frame", frame=bytes(9001)),
     bad("trace", "b.frame", frame="x" * 64), bad("trace", "b.vif", vif=4096),
+    bad("route_lookup", "b.address", address="10.2.0.0/16"), bad("route_lookup", "b.vrf", vrf=70000),
+    bad("route_lookup", "b.address", address=None),
 ]
 
 

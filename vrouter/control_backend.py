@@ -20,6 +20,7 @@ import numpy as np
 
 from control import protocol as P
 from vrouter import _ext
+from vrouter.lpm import NO_ROUTE
 from vrouter.nexthop import InUseError
 
 log = logging.getLogger("vrouter.control")
@@ -344,6 +345,18 @@ class NodeBackend:
         if not self.dp.flows.delete(key):
             raise _err(P.NOT_FOUND, "b", "no such flow")
         return {"deleted": 1}
+
+    def op_route_lookup(self, b, g):
+        a = ipaddress.ip_address(str(b["address"]))
+        t = self._table(a.version)
+        nh = t.lookup(b["vrf"], str(a))
+        if nh == NO_ROUTE:
+            raise _err(P.NOT_FOUND, "b.address", f"no route to {a} in VRF {b['vrf']}")
+        for ln in range(a.max_prefixlen, -1, -1):      # the prefix that matched (the longest)
+            net = ipaddress.ip_network(f"{a}/{ln}", strict=False)
+            if t.get(b["vrf"], str(net)) is not None:
+                return {"prefix": str(net), "nh": int(nh), "next_hop": _plain(self.dp.nh.nh(int(nh)))}
+        return {"prefix": None, "nh": int(nh)}
 
     def op_trace(self, b, g):
         t = self.dp.trace(b["frame"], b["vif"])

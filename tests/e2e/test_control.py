@@ -55,6 +55,10 @@ def test_a_node_configured_only_through_the_channel_forwards(topo, node):
         assert r.returncode == 0, r.stdout + node.text()
         st = c.call("stats")
         assert st["datapath"]["forwarded"] > 0 and st["control"]["ok"] >= 7
+        hit = c.call("route_lookup", {"vrf": 1, "address": "10.1.0.3"})
+        assert (hit["prefix"], hit["nh"], hit["next_hop"]["type"]) == ("10.1.0.3/32", 2, "interface")
+        with pytest.raises(C.NotFoundError):
+            c.call("route_lookup", {"vrf": 1, "address": "10.77.0.1"})
         # errors name the field, and change nothing
         with pytest.raises(C.NotFoundError) as e:
             c.add_routes(1, ["10.9.0.0/16", "10.8.0.0/16"], [2, 77])
