@@ -97,6 +97,8 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
                     src, dst (same family), sport? =0, dport? =0 (ICMP: identifier, type)
     trace           vif 0..4095, frame bytes 14..9000
     route_lookup    vrf, address (IPv4 or IPv6): the route that matches and its next hop
+    capture_start   vif, snaplen? =65535: copy frames received on / sent to the vif (one vif at a time)
+    capture_read    {}: the frames captured since the last read; capture_stop {}
     Reply bodies other than hello's are the server's business; this module does not check them.
 
 Python API
@@ -671,6 +673,8 @@ OPS: dict[str, Callable[..., dict]] = {
                         "sport": (PORT, None), "dport": (PORT, None)}, _flow_post),
     "trace": _op({"vif": (VIF_ID, REQ), "frame": (_bytes(14, 9000), REQ)}),
     "route_lookup": _op({"vrf": (VRF, REQ), "address": (_addr(None, unicast=False), REQ)}),
+    "capture_start": _op({"vif": (VIF_ID, REQ), "snaplen": (_int(1, 65535), 65535)}),
+    "capture_read": _op({}), "capture_stop": _op({}),
 }
 
 

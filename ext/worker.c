@@ -35,6 +35,12 @@ struct worker {
     struct wk_ports next;        /* under mu */
     struct wk_ports cur;         /* the worker's own copy */
     struct wk_stats st;          /* written by the worker, read racily */
+    /* capture (SPSC ring: the worker writes head, the control thread tail) */
+    int cap_vif;                 /* atomic; -1 = off */
+    uint32_t cap_snap;
+    uint8_t *cap_ring;           /* WK_CAP_RING bytes, allocated on first use */
+    uint64_t cap_head, cap_tail; /* byte counters (atomic) */
+    uint64_t cap_dropped;
     /* per burst scratch */
     struct pkt pkts[IO_BURST] VR_ALIGNED(VR_CACHE_LINE);
     struct pl_result res[IO_BURST];
@@ -72,6 +78,50 @@ static void apply_config(struct worker *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     epoll_rebuild(w);
+}
+
+static inline uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Append one record to the capture ring, or count it dropped. */
+static void cap_put(struct worker *w, const struct pkt *p, int dir)
+{
+    uint32_t caplen = p->data_len < w->cap_snap ? p->data_len : w->cap_snap;
+    uint32_t need = (uint32_t)((sizeof(struct wk_cap_hdr) + caplen + 7) & ~7u);
+    uint64_t head = w->cap_head, tail = VR_LOAD_ACQ(&w->cap_tail);
+    if (head - tail + need > WK_CAP_RING) {
+        w->cap_dropped++;
+        return;
+    }
+    struct wk_cap_hdr h = {realtime_ns(), p->vif, (uint8_t)dir, 0, p->data_len, (uint16_t)caplen};
+    uint8_t rec[sizeof h];
+    memcpy(rec, &h, sizeof h);
+    for (uint32_t i = 0; i < sizeof h; i++)
+        w->cap_ring[(head + i) % WK_CAP_RING] = rec[i];
+    const uint8_t *d = pkt_data(p);
+    uint64_t at = head + sizeof h;
+    for (uint32_t i = 0; i < caplen; i++)
+        w->cap_ring[(at + i) % WK_CAP_RING] = d[i];
+    VR_STORE_REL(&w->cap_head, head + need);
+}
+
+static inline void capture(struct worker *w, struct pkt *pkts, uint32_t n, int dir, const uint16_t *vifs)
+{
+    int cv = VR_LOAD_RLX(&w->cap_vif);
+    if (VR_LIKELY(cv < 0))
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        uint16_t v = vifs ? vifs[i] : pkts[i].vif;
+        if (v == (uint16_t)cv) {
+            struct pkt q = pkts[i];
+            q.vif = v;
+            cap_put(w, &q, dir);
+        }
+    }
 }
 
 /* Where a verdict sends its frame (NULL: nowhere, it goes back to the pool). */
@@ -113,6 +163,13 @@ static void transmit(struct worker *w, uint32_t n)
                 done[j] = 1;
             }
         }
+        if (VR_UNLIKELY(VR_LOAD_RLX(&w->cap_vif) >= 0))
+            for (uint32_t j = 0; j < k; j++)
+                if (port->vif == (uint16_t)VR_LOAD_RLX(&w->cap_vif)) {
+                    struct pkt q = *by_port[j];
+                    q.vif = port->vif;
+                    cap_put(w, &q, WK_CAP_TX);
+                }
         uint32_t sent = io_tx_burst(port, w->pool, by_port, k);
         w->st.tx_packets += sent;
         w->st.tx_dropped += k - sent;
@@ -155,6 +212,7 @@ static void *worker_main(void *arg)
             if (!n)
                 continue;
             got += n;
+            capture(w, w->pkts, n, WK_CAP_RX, NULL);
             pl_process(w->pl, w->id, w->pkts, n, w->res, t0);
             transmit(w, n);
         }
@@ -213,6 +271,7 @@ VR_EXPORT int wk_create(int id, struct pipeline *pl, struct rcu_domain *rcu, str
     w->pt = pt;
     w->pool = pool;
     w->epfd = -1;
+    w->cap_vif = -1;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0) {
         int e = errno;
@@ -292,6 +351,7 @@ VR_EXPORT void wk_destroy(struct worker *w)
     close(w->efd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    vr_free(w->cap_ring);
     vr_free(w);
 }
 
@@ -311,4 +371,44 @@ VR_EXPORT int wk_running(const struct worker *w)
 VR_EXPORT struct io_pool *wk_pool(struct worker *w)
 {
     return w->pool;
+}
+
+VR_EXPORT int wk_capture_set(struct worker *w, int vif, uint32_t snaplen)
+{
+    if (vif >= VIF_MAX || snaplen == 0 || snaplen > 65535)
+        return -EINVAL;
+    if (vif >= 0 && !w->cap_ring) {
+        w->cap_ring = vr_malloc(WK_CAP_RING);
+        if (!w->cap_ring)
+            return -ENOMEM;
+    }
+    w->cap_snap = snaplen;
+    VR_STORE_REL(&w->cap_vif, vif < 0 ? -1 : vif);
+    return 0;
+}
+
+VR_EXPORT uint32_t wk_capture_read(struct worker *w, uint8_t *out, uint32_t cap, uint64_t *dropped)
+{
+    uint32_t n = 0;
+    if (dropped)
+        *dropped = VR_LOAD_RLX(&w->cap_dropped);
+    if (!w->cap_ring)
+        return 0;
+    uint64_t tail = w->cap_tail, head = VR_LOAD_ACQ(&w->cap_head);
+    while (tail < head) {
+        struct wk_cap_hdr h;
+        uint8_t *hb = (uint8_t *)&h;
+        for (uint32_t i = 0; i < sizeof h; i++)
+            hb[i] = w->cap_ring[(tail + i) % WK_CAP_RING];
+        uint32_t need = (uint32_t)((sizeof h + h.caplen + 7) & ~7u);
+        if (n + sizeof h + h.caplen > cap)
+            break;
+        memcpy(out + n, &h, sizeof h);
+        for (uint32_t i = 0; i < h.caplen; i++)
+            out[n + sizeof h + i] = w->cap_ring[(tail + sizeof h + i) % WK_CAP_RING];
+        n += (uint32_t)(sizeof h + h.caplen);
+        tail += need;
+    }
+    VR_STORE_REL(&w->cap_tail, tail);
+    return n;
 }

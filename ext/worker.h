@@ -70,6 +70,26 @@ VR_EXPORT void wk_stop(struct worker *w);      /* joins the thread */
 VR_EXPORT void wk_destroy(struct worker *w);   /* after wk_stop; the ports are the caller's */
 VR_EXPORT void wk_read_stats(const struct worker *w, struct wk_stats *out);
 VR_EXPORT int wk_running(const struct worker *w);
+
+/* Packet capture (vrouter-ctl capture). While a vif is set, the worker copies
+ * every frame it receives on that vif (as received) and every frame it sends
+ * to it (as sent) into a single-producer ring of WK_CAP_RING bytes; the
+ * control thread drains it. A full ring drops records (counted), never
+ * stalls the worker. Records: struct wk_cap_hdr then caplen bytes, 8-aligned. */
+#define WK_CAP_RING (4u << 20)
+#define WK_CAP_RX 0
+#define WK_CAP_TX 1
+struct wk_cap_hdr {
+    uint64_t ts_ns;       /* CLOCK_REALTIME, for the pcap */
+    uint16_t vif;
+    uint8_t dir;          /* WK_CAP_RX / WK_CAP_TX */
+    uint8_t pad;
+    uint16_t len;         /* frame length on the wire */
+    uint16_t caplen;      /* bytes kept (<= snaplen) */
+};
+VR_EXPORT int wk_capture_set(struct worker *w, int vif, uint32_t snaplen);   /* vif < 0: off */
+/* Copy out whole records (at most cap bytes); returns bytes copied. Control thread. */
+VR_EXPORT uint32_t wk_capture_read(struct worker *w, uint8_t *out, uint32_t cap, uint64_t *dropped);
 VR_EXPORT struct io_pool *wk_pool(struct worker *w);
 
 #endif

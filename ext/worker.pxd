@@ -1,5 +1,5 @@
 # Cython declarations for ext/worker.h (control-thread calls only).
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from io cimport io_port, io_pool
 
 cdef extern from "worker.h" nogil:
@@ -25,3 +25,6 @@ cdef extern from "worker.h" nogil:
     void wk_destroy(worker *w)
     void wk_read_stats(const worker *w, wk_stats *out)
     int wk_running(const worker *w)
+    enum: WK_CAP_RING
+    int wk_capture_set(worker *w, int vif, uint32_t snaplen)
+    uint32_t wk_capture_read(worker *w, uint8_t *out, uint32_t cap, uint64_t *dropped)

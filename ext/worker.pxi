@@ -79,3 +79,25 @@ cdef class Worker:
         cdef uint64_t *words = <uint64_t *>&s
         cwk.wk_read_stats(self.w, &s)
         return {name: words[i] for i, name in enumerate(_WK_STAT_FIELDS)}
+
+    def capture_set(self, int vif, uint32_t snaplen=65535):
+        """Copy frames received on / sent to vif into the capture ring (vif < 0: stop)."""
+        check_rc(cwk.wk_capture_set(self.w, vif, snaplen), f"worker {self.id} capture")
+
+    def capture_read(self):
+        """Drain the capture ring: ([(ts_ns, vif, "rx"|"tx", wire_len, frame bytes)], dropped)."""
+        import struct
+        cdef bytearray buf = bytearray(cwk.WK_CAP_RING)
+        cdef uint8_t *out = <uint8_t *><char *>buf
+        cdef uint64_t dropped = 0
+        cdef uint32_t n
+        with nogil:
+            n = cwk.wk_capture_read(self.w, out, cwk.WK_CAP_RING, &dropped)
+        recs = []
+        off = 0
+        while off < n:
+            ts, vif, d, _pad, ln, caplen = struct.unpack_from("<QHBBHH", buf, off)
+            off += 16
+            recs.append((ts, vif, "tx" if d else "rx", ln, bytes(buf[off:off + caplen])))
+            off += caplen
+        return recs, dropped

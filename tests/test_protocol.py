@@ -185,6 +185,8 @@ BODIES = {
     "policy_set": policy_bodies(True), "policy_del": policy_bodies(False),
     "get": get_bodies(), "dump": dump_bodies(), "flow_delete": flow_delete_bodies(),
     "trace": fd(vif=vif_ids, frame=st.binary(min_size=14, max_size=9000)),
+    "capture_start": fd(vif=vif_ids, snaplen=st.integers(1, 65535)), "capture_read": fd(),
+    "capture_stop": fd(),
     "route_lookup": fd(vrf=vrfs, address=st.ip_addresses().map(str)
                        .filter(lambda a: ipaddress.ip_address(a).version == 4 or
                                ipaddress.ip_address(a).ipv4_mapped is None)),
@@ -324,6 +326,7 @@ GOOD = {
     "flow_delete": {"vrf": 1, "proto": "tcp", "src": "10.0.0.1", "dst": "10.0.0.2", "sport": 1, "dport": 80},
     "trace": {"vif": 2, "frame": bytes(64)},
     "route_lookup": {"vrf": 1, "address": "10.2.0.5"},
+    "capture_start": {"vif": 1}, "capture_read": {}, "capture_stop": {},
 }
 TUNNEL = {"id": 11, "type": "tunnel", "vif": 1, "dmac": "02:00:00:00:00:fe", "src": "192.0.2.1",
           "dst": "192.0.2.7", "vni": 5005}
@@ -465,6 +468,8 @@ BAD = [
     bad("trace", "b.frame", frame="x" * 64), bad("trace", "b.vif", vif=4096),
     bad("route_lookup", "b.address", address="10.2.0.0/16"), bad("route_lookup", "b.vrf", vrf=70000),
     bad("route_lookup", "b.address", address=None),
+    bad("capture_start", "b.vif", vif=5000), bad("capture_start", "b.snaplen", snaplen=0),
+    bad("capture_read", "b.x", x=1), bad("capture_stop", "b.x", x=1),
 ]
 
 

@@ -358,6 +358,27 @@ class NodeBackend:
                 return {"prefix": str(net), "nh": int(nh), "next_hop": _plain(self.dp.nh.nh(int(nh)))}
         return {"prefix": None, "nh": int(nh)}
 
+    def op_capture_start(self, b, g):
+        if self.dp.nh.vif(b["vif"]) is None:
+            raise _err(P.NOT_FOUND, "b.vif", f"vif {b['vif']} does not exist")
+        for w in self.node.workers:
+            w.capture_set(b["vif"], b["snaplen"])
+        return {"vif": b["vif"]}
+
+    def op_capture_read(self, b, g):
+        frames, dropped = [], 0
+        for w in self.node.workers:
+            recs, d = w.capture_read()
+            dropped += d
+            frames += [{"ts": ts, "vif": vif, "dir": d_, "len": ln, "frame": fr} for ts, vif, d_, ln, fr in recs]
+        frames.sort(key=lambda f: f["ts"])
+        return {"frames": frames, "dropped": dropped}
+
+    def op_capture_stop(self, b, g):
+        for w in self.node.workers:
+            w.capture_set(-1)
+        return {}
+
     def op_trace(self, b, g):
         t = self.dp.trace(b["frame"], b["vif"])
         r = t.result

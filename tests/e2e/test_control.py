@@ -55,6 +55,18 @@ def test_a_node_configured_only_through_the_channel_forwards(topo, node):
         assert r.returncode == 0, r.stdout + node.text()
         st = c.call("stats")
         assert st["datapath"]["forwarded"] > 0 and st["control"]["ok"] >= 7
+        # capture on pod 2's vif: the echo requests it is sent and the replies it sends back
+        c.call("capture_start", {"vif": 2, "snaplen": 96})
+        assert ping(topo, a, "10.1.0.3", 3).returncode == 0
+        cap = c.call("capture_read")
+        c.call("capture_stop")
+        from scapy.layers.inet import ICMP
+        from scapy.layers.l2 import Ether
+        pk = [(f["dir"], Ether(f["frame"])) for f in cap["frames"]]
+        assert sum(d == "tx" and p.haslayer(ICMP) and p[ICMP].type == 8 for d, p in pk) == 3, pk
+        assert sum(d == "rx" and p.haslayer(ICMP) and p[ICMP].type == 0 for d, p in pk) == 3, pk
+        assert all(len(f["frame"]) <= 96 and f["len"] >= len(f["frame"]) for f in cap["frames"])
+        assert cap["dropped"] == 0
         hit = c.call("route_lookup", {"vrf": 1, "address": "10.1.0.3"})
         assert (hit["prefix"], hit["nh"], hit["next_hop"]["type"]) == ("10.1.0.3/32", 2, "interface")
         with pytest.raises(C.NotFoundError):
