@@ -115,5 +115,5 @@ setup(
     cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     python_requires=">=3.11",
     install_requires=["numpy>=1.24"],
-    entry_points={"console_scripts": ["vrouter=vrouter.__main__:main"]},
+    entry_points={"console_scripts": ["vrouter=vrouter.__main__:main", "vrouter-ctl=tools.vrouterctl:main"]},
 )

@@ -275,7 +275,8 @@ class NodeBackend:
     # ------------------------------------------------------------------ reads
     def op_stats(self, b, g):
         return {"datapath": self.dp.stats(), "node": self.node.conf.name,
-                "workers": [w.stats() for w in self.node.workers]}
+                "workers": [w.stats() for w in self.node.workers],
+                "vifs": {str(v): self.dp.vif_stats(v) for v in self.dp.nh.vifs()}}
 
     def op_drop_stats(self, b, g):
         vifs = {str(v): self.dp.vif_stats(v)["drops"] for v in self.dp.nh.vifs()}
