@@ -13,6 +13,8 @@
                                       # tcp://host:port needs control_keys (CurveZMQ)
       control_keys: /etc/vrouter/keys # server.key_secret + clients/*.key (python -m control.keys)
       stats_interval: 1.0             # seconds between stats.json updates (0: never)
+      metrics: 127.0.0.1:9100         # Prometheus /metrics, /healthz, /readyz (HOST:PORT, [v6]:PORT);
+                                      # default 127.0.0.1:9100 (localhost only); "off": none
     fabric:                           # optional: a node with pods only needs none
       interface: eth1
       io: auto                        # xdp | afpacket | auto (xdp, else afpacket with a warning)
@@ -100,6 +102,7 @@ class NodeConf:
     control_keys: str | None
     stats_interval: float
     fabric: FabricConf | None
+    metrics: str = "127.0.0.1:9100"   # "" = no metrics endpoint; metrics_address() splits it
     vifs: list[VifConf] = field(default_factory=list)
     nexthops: list[dict] = field(default_factory=list)
     routes: list[dict] = field(default_factory=list)
@@ -204,7 +207,7 @@ def _iface(d, name, where, version):
 
 NODE_FIELDS = ("name", "workers", "cpus", "flow_table_size", "router_mac", "log_format", "run_dir", "control",
                "control_keys",
-               "stats_interval")
+               "stats_interval", "metrics")
 FABRIC_FIELDS = ("interface", "io", "xdp_mode", "ip", "ip6", "gateway_mac")
 VIF_FIELDS = ("id", "name", "netns", "vrf", "mac", "ip", "gateway", "ip6", "gateway6", "mtu", "policy", "nh")
 TOP_FIELDS = ("node", "fabric", "vifs", "nexthops", "routes", "labels", "vnis")
@@ -242,6 +245,7 @@ def parse(doc) -> NodeConf:
         control_keys=n.get("control_keys"),
         stats_interval=float(interval),
         fabric=None,
+        metrics=_metrics(n),
     )
     f = _section(doc, "fabric", "")
     if f:
@@ -339,6 +343,40 @@ def _control(n: dict) -> str:
         raise ConfigError("node.control_keys: a tcp:// control endpoint needs CurveZMQ keys "
                           "(a directory made by python -m control.keys)")
     return v
+
+
+DEFAULT_METRICS = "127.0.0.1:9100"
+
+
+def metrics_address(v: str) -> tuple[str, int]:
+    """Split node.metrics (HOST:PORT, [IPv6]:PORT) into (host, port); ConfigError naming the field."""
+    bad = ConfigError(f"node.metrics: must be HOST:PORT (an IP address and a port 1..65535, IPv6 as "
+                      f"[ADDR]:PORT) or off, got {v!r}")
+    if not isinstance(v, str) or ":" not in v:
+        raise bad
+    host, _, port = v.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        version = 6
+    else:
+        version = 4
+    try:
+        a = ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise bad from None
+        a, version = ipaddress.ip_address("127.0.0.1"), 4
+    if a.version != version or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise bad
+    return str(a), int(port)
+
+
+def _metrics(n: dict) -> str:
+    v = n.get("metrics", DEFAULT_METRICS)
+    if v == "off" or v is False:      # YAML reads a bare off as false
+        return ""
+    host, port = metrics_address(v)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def load(path: str) -> NodeConf:

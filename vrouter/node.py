@@ -11,7 +11,8 @@ change them at run time.
 Stopping (SIGTERM / SIGINT) stops the workers, closes every TAP queue (the
 devices disappear with their last queue) and detaches the XDP program: nothing
 is left behind. stats.json in the run directory holds the counters, rewritten
-every ``node.stats_interval`` seconds.
+every ``node.stats_interval`` seconds; ``node.metrics`` (default 127.0.0.1:9100)
+serves them to Prometheus with /healthz and /readyz (vrouter.metrics).
 """
 from __future__ import annotations
 
@@ -75,6 +76,9 @@ class Node:
         self.xdp_attached = False
         self._stop = threading.Event()
         self._stats_thread: threading.Thread | None = None
+        self.control = None
+        self.metrics = None                      # vrouter.metrics.MetricsServer
+        self.ready = False                       # /readyz: start() completed, stop() not begun
 
     # ------------------------------------------------------------------ start
     def _resolve_workers(self) -> None:
@@ -114,11 +118,14 @@ class Node:
                 self.workers.append(w)
                 self._wire(i)
                 w.start()
+            if c.metrics:
+                self._start_metrics()
         except BaseException:
             self.stop()
             raise
         if c.control:
             self._start_control()
+        self.ready = True
         event(logging.INFO, "started", node=c.name, workers=c.workers, vifs=len(c.vifs),
               fabric=self.fabric_io or "none", control=c.control or "none")
         if c.stats_interval > 0:
@@ -307,6 +314,17 @@ class Node:
         event(logging.INFO, "static configuration applied", nexthops=len(c.nexthops), routes=len(c.routes),
               labels=len(c.labels), vnis=len(c.vnis))
 
+    def _start_metrics(self) -> None:
+        from vrouter.metrics import MetricsServer
+        m = MetricsServer(self, self.conf.metrics)
+        try:
+            m.start()
+        except OSError as e:
+            raise ConfigError(f"node.metrics: cannot listen on {m.address}: {e.strerror or e}") from None
+        self.metrics = m
+        event(logging.INFO, "metrics listening", address=m.address,
+              paths="/metrics /healthz /readyz")
+
     def _start_control(self) -> None:
         from control.server import ControlServer
         from vrouter.control_backend import NodeBackend
@@ -368,6 +386,7 @@ class Node:
             self.xdp_attached = False
 
     def stop(self) -> None:
+        self.ready = False
         self._stop.set()
         if getattr(self, "control", None) is not None:
             self.control.stop()
@@ -387,6 +406,9 @@ class Node:
         self.taps.clear()
         self._close_fabric()
         self.workers.clear()
+        if self.metrics is not None:       # last: /readyz and /healthz answer 503 while stopping
+            self.metrics.stop()
+            self.metrics = None
         event(logging.INFO, "stopped", node=self.conf.name)
 
 
