@@ -345,10 +345,12 @@ static int workload_in(struct run *r, struct pkt *p, struct pl_result *res, stru
     if (fam == 6 && p->proto == PKT_PROTO_ICMP6 && (p->flags & PKT_F_L4) && p->dport >= 133 &&
         p->dport <= 137)
         return nd_in(r, p, res, v);
-    if (v->kind == VIF_VIRTUAL && !vif_owns(v, p->src))
-        return drop(r, res, v, PL_DROP_SPOOFED_SOURCE);
+    /* multicast first: a pod's MLD reports and the like come from its
+     * link-local address and are not spoofing, just not forwarded */
     if (mapped_multicast(fam, p->dst) || (pkt_data(p)[0] & 1))
         return drop(r, res, v, PL_DROP_MULTICAST);
+    if (v->kind == VIF_VIRTUAL && !vif_owns(v, p->src))
+        return drop(r, res, v, PL_DROP_SPOOFED_SOURCE);
     if (is_gw(v, fam, p->dst)) {
         int echo = (p->flags & PKT_F_L4) && !(p->flags & PKT_F_FRAG) &&
                    ((fam == 4 && p->proto == PKT_PROTO_ICMP && p->dport == 8) ||
