@@ -179,6 +179,8 @@ class ControlServer:
         except P.ProtocolError as e:
             self.counters["errors"] += 1
             self.counters[f"error_{e.code}"] += 1
+            log.info("control refused", extra={"fields": {"code": e.code, "field": e.field or "-",
+                                                          "msg": e.msg[:200]}})
             self._send(ident, P.encode_error(seq or e.seq, e.code, e.field, e.msg))
         except Exception as e:  # noqa: BLE001 - a bug must answer, not kill the channel
             self.counters["internal"] += 1
