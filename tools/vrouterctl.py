@@ -268,6 +268,26 @@ def cmd_flow_list(c, a):
     print(f"{len(items)} flow entries")
 
 
+def cmd_flow_show(c, a):
+    """One flow entry by its index (from flow list), with its pair's other end."""
+    from control import client as C
+    found = [f for f in c.dump("flow") if f["index"] in (a.index, a.index ^ 1)]
+    this = [f for f in found if f["index"] == a.index]
+    if not this:
+        raise C.NotFoundError(f"no active flow entry {a.index}", None, "not_found")
+    other = [f for f in found if f["index"] != a.index]
+    if a.output == "json":
+        return emit_json({**this[0], "reverse": other[0] if other else None})
+    f = this[0]
+    for k in ("index", "vrf", "proto", "src", "sport", "dst", "dport", "action", "rule", "nh", "vif",
+              "packets", "bytes"):
+        print(f"{k + ':':10s} {PROTO_NAMES.get(f[k], f[k]) if k == 'proto' else f[k]}")
+    if other:
+        o = other[0]
+        print(f"{'reverse:':10s} entry {o['index']}: {o['src']}:{o['sport']} > {o['dst']}:{o['dport']} "
+              f"nh {o['nh']}, {o['packets']} packets")
+
+
 def cmd_flow_flush(c, a):
     r = c.call("flow_delete", {"all": True})
     if a.output == "json":
@@ -543,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--proto", help="tcp, udp, icmp, icmp6 or a number")
     fl.add_argument("--addr", help="source or destination address")
     fl.add_argument("--vif", type=_nonneg_int, help="the vif the flow started on (both entries of its pair)")
+    add(flow, "show", cmd_flow_show, "one flow entry and its reverse").add_argument("index", type=_nonneg_int)
     add(flow, "flush", cmd_flow_flush, "delete every flow")
     dr = add(sub, "drops", cmd_drops, "drop counters per reason and per vif")
     dr.add_argument("--all", action="store_true", help="also the reasons that never dropped")

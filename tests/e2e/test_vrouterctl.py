@@ -104,6 +104,10 @@ def test_every_command_reports_the_traffic(node_with_pods):
     assert js(vr, "flow", "list", "--vif", 2, "--proto", "icmp") == []
     assert js(vr, "flow", "list", "--proto", "tcp") == []
     assert "10.1.0.3" in table(vr, "flow", "list")
+    shown = js(vr, "flow", "show", fwd[0]["index"])
+    assert shown["dst"] == "10.1.0.3" and shown["reverse"]["src"] == "10.1.0.3"
+    assert "reverse:" in table(vr, "flow", "show", fwd[0]["index"])
+    assert ctl(vr, "flow", "show", 999_999).returncode == 1
 
     # drops: the two echoes to 192.0.2.9 had no route
     drops = js(vr, "drops")
@@ -197,3 +201,31 @@ def test_capture_writes_a_pcap_tcpdump_and_tshark_read(node_with_pods, topo, tmp
         t = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "icmp.type"], capture_output=True,
                            text=True, timeout=60)
         assert sorted(t.stdout.split()) == ["0", "0", "0", "8", "8", "8"], t.stdout + t.stderr
+
+
+def test_trace_of_denied_and_tunnelled_packets(node_with_pods):
+    """Policy and tunnels added over the channel; trace shows the rule that denied and the encapsulation."""
+    from control import client as C
+    vr = node_with_pods
+    with C.Client(f"ipc://{vr.dir}/control.sock") as c:
+        c.hello("test")
+        c.call("vif_add", {"id": 0, "kind": "fabric", "mac": "02:fa:00:00:00:01", "prefixes": ["192.0.2.1/32"]})
+        c.call("nh_add", {"id": 100, "type": "tunnel", "vif": 0, "dmac": "02:fa:00:00:00:02", "encap": "vxlan",
+                          "src": "192.0.2.1", "dst": "192.0.2.2", "vni": 100})
+        c.add_routes(1, ["10.2.0.0/16"], [100])
+        v1 = c.call("get", {"table": "vif", "id": 1})["item"]
+        c.call("vif_update", {k: v1[k] for k in ("id", "kind", "vrf", "mac", "mtu", "gw4", "gw6", "prefixes")
+                              if v1.get(k) is not None} | {"policy": True})
+        c.call("policy_set", {"kind": "vif", "id": 1, "rules": [{"id": 41, "proto": "udp", "dport": 9,
+                                                                  "action": "deny"}]})
+    smac = "02:00:00:00:01:02"
+    t = js(vr, "trace", "--vif", 1, "--smac", smac, "udp 10.1.0.2:1234 > 10.1.0.3:9")
+    pol = [s for s in t["steps"] if s["stage"] == "policy"][0]
+    assert (pol["rule"], pol["action"]) == (41, "deny") and t["result"]["reason"] == "policy_deny"
+    assert "41" in table(vr, "trace", "--vif", 1, "--smac", smac, "udp 10.1.0.2:1234 > 10.1.0.3:9")
+    t = js(vr, "trace", "--vif", 1, "--smac", smac, "udp 10.1.0.2:1234 > 10.2.0.7:80")
+    enc = [s for s in t["steps"] if s["stage"] == "encap"][0]
+    nh = [s for s in t["steps"] if s["stage"] == "nexthop"][0]
+    assert enc["vni"] == 100 and nh["type"] == "tunnel" and nh["dst"] == "192.0.2.2"
+    assert t["result"]["verdict"] == "forward" and t["result"]["out_vif"] == 0
+    assert "vni" in table(vr, "trace", "--vif", 1, "--smac", smac, "udp 10.1.0.2:1234 > 10.2.0.7:80")
