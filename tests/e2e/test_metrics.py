@@ -9,6 +9,7 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from test_node_local import pods_conf
 from vrouter.config import ConfigError, parse
 from vrouter.pipeline import DROP_REASONS
 
@@ -36,19 +37,14 @@ def free_port() -> int:
 
 
 def conf(p1, p2, p3, port):
-    return {
-        "node": {"name": "n1", "metrics": f"127.0.0.1:{port}", "flow_table_size": 4096},
-        "vifs": [
-            {"id": 1, "name": "tap-p1", "netns": p1, "vrf": 1, "mac": "02:00:00:00:01:02",
-             "ip": "10.1.0.2/24", "gateway": "10.1.0.1", "ip6": "fd00:1::2/64", "gateway6": "fd00:1::1"},
-            {"id": 2, "name": "tap-p2", "netns": p2, "vrf": 1, "mac": "02:00:00:00:01:03",
-             "ip": "10.1.0.3/24", "gateway": "10.1.0.1", "ip6": "fd00:1::3/64", "gateway6": "fd00:1::1"},
-            {"id": 3, "name": "tap-p3", "netns": p3, "vrf": 2, "mac": "02:00:00:00:02:02",
-             "ip": "10.1.0.2/24", "gateway": "10.1.0.1"},
-        ],
-        "nexthops": [{"id": 100, "type": "discard"}],
-        "routes": [{"vrf": 1, "prefix": "10.5.0.0/16", "nh": 100}],
-    }
+    """test_node_local's three pods, a discard route, and the metrics endpoint on `port`."""
+    c = pods_conf()
+    c["node"].update(metrics=f"127.0.0.1:{port}", flow_table_size=4096)
+    for v, ns in zip(c["vifs"], (p1, p2, p3)):
+        v["netns"] = ns
+    c["nexthops"] = [{"id": 100, "type": "discard"}]
+    c["routes"] = [{"vrf": 1, "prefix": "10.5.0.0/16", "nh": 100}]
+    return c
 
 
 def fetch(topo, ns, port, path):
