@@ -740,20 +740,24 @@ static int decide(struct run *r, struct pl_result *res, struct pctx *c, const st
         pol_eval(pl->pt, k, iv->id, POL_DIR_IN, &pr);
         tr_policy(r, iv->id, "in", &pr);
     }
-    if (pr.action == POL_PASS && fin && fin->s.type == NH_INTERFACE) {
-        const struct vif *dv = vif_get(pl->nt, fin->s.vif);
-        if (dv && (dv->flags & VIF_F_POLICY)) {
-            pol_eval_vif(pl->pt, k, dv->id, POL_DIR_OUT, &pr);
-            tr_policy(r, dv->id, "out", &pr);
-        }
+    const struct vif *dv = fin && fin->s.type == NH_INTERFACE ? vif_get(pl->nt, fin->s.vif) : NULL;
+    if (pr.action == POL_PASS && dv && (dv->flags & VIF_F_POLICY)) {
+        pol_eval_vif(pl->pt, k, dv->id, POL_DIR_OUT, &pr);
+        tr_policy(r, dv->id, "out", &pr);
     }
 
+    /* The reply comes from the destination: delivered to a local vif of
+     * another VRF (a leaked route), it arrives in that vif's VRF, so the
+     * reverse entry is keyed and routed there. */
     struct flow_key rk;
     flow_key_reverse(k, &rk);
+    uint16_t rvrf = c->vrf;
+    if (dv && dv->kind == VIF_VIRTUAL && dv->vrf != c->vrf)
+        rk.vrf = rvrf = dv->vrf;
     int ignore;
     struct tr *t = r->tr;
     r->tr = NULL;   /* the reverse lookup shows as rev_nh on the flow line */
-    uint32_t rev = resolve(r, c->vrf, k->family, k->src, &ignore);
+    uint32_t rev = resolve(r, rvrf, k->family, k->src, &ignore);
     r->tr = t;
     struct flow_install in = {
         .nh = nh,
@@ -1002,8 +1006,8 @@ VR_EXPORT uint32_t pl_flows_revalidate(struct pipeline *pl, int vrf, uint32_t *e
     while ((n = flow_dump(pl->ft, &cursor, e, tm, idx, CHUNK)) > 0) {
         for (uint32_t i = 0; i + 1 < n; i += 2) {   /* forward, reverse of one pair */
             seen += 2;
-            if (vrf >= 0 && e[i].key.vrf != vrf)
-                continue;
+            if (vrf >= 0 && e[i].key.vrf != vrf && e[i + 1].key.vrf != vrf)
+                continue;   /* (the reverse end may sit in the destination's VRF) */
             int stale = 0;
             for (uint32_t j = i; j < i + 2 && !stale; j++) {
                 int why;

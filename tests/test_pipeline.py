@@ -16,7 +16,7 @@ from scapy.packet import Raw
 from pl_topo import (FABRIC, FABRIC_MAC, FABRIC_MTU, GW4, GW6, HOST, LABEL_OUT, LABEL_OUT6, LABEL_POD1,
                      LABEL_VRF1, NH_ECMP, NH_MPLS, NH_VX, NH_VXB, NH_VXC, NODE4, NODE6, PEER4, PEER6, POD1, POD2,
                      POD3, ROUTER_MAC, UNDERLAY_MAC, VNI1, VNI2, csum_ok, dissect, from_pod, ip_packet,
-                     make_node, mpls_in, vxlan_in)
+                     Pod, make_node, mpls_in, vxlan_in)
 from vrouter.pipeline import DROP_REASONS, Datapath
 
 
@@ -459,6 +459,34 @@ def test_destination_vif_policy_applies_out(node):
                                            "dport": 80}], default="deny")
     assert one(node, from_pod(POD1, POD2.ip4, "tcp", dport=80), POD1.vif).out_vif == POD2.vif
     assert one(node, from_pod(POD1, POD2.ip4, "tcp", dport=81), POD1.vif).reason == "policy_deny"
+
+
+def test_leaked_route_reply_comes_back_through_the_destination_vrf(node):
+    """A route leaked into VRF 2 delivers to POD2 (VRF 1) on this node. The reply arrives in POD2's VRF,
+    so the pair's reverse entry is keyed there: the reply hits it, even though the initiator's vif
+    accepts no new connection (its policy denies everything towards it)."""
+    leak = Pod(5, 2, "02:00:00:00:05:02", "10.5.0.2", "fd00:5::2", 5)
+    node.nh.set_vif(leak.vif, kind="virtual", vrf=2, mac=ROUTER_MAC, mtu=1500, gw4="10.5.0.1",
+                    prefixes=(f"{leak.ip4}/32",), policy=True)
+    node.nh.set_nh(leak.nh, "interface", vif=leak.vif, dmac=leak.mac)
+    node.lpm4.insert(2, f"{POD2.ip4}/32", POD2.nh)      # VRF 2 reaches POD2 ...
+    node.lpm4.insert(1, f"{leak.ip4}/32", leak.nh)      # ... and VRF 1 the new pod
+    node.policy.set_vif_policy(leak.vif, [{"id": 1, "action": "deny", "direction": "egress"}])
+    fwd = from_pod(leak, POD2.ip4, "tcp", sport=40000, dport=80)
+    back = from_pod(POD2, leak.ip4, "tcp", sport=80, dport=40000, flags="SA")
+    assert one(node, fwd, leak.vif).out_vif == POD2.vif
+    installs = node.stats()["flow_installs"]
+    r = one(node, back, POD2.vif)
+    assert (r.verdict, r.out_vif) == ("forward", leak.vif)
+    assert dissect(r.frame).dst == leak.mac
+    assert node.stats()["flow_installs"] == installs          # the reverse entry, not a new flow
+    assert len(node.flows.flows(vrf=2)[0]) == 1 and len(node.flows.flows(vrf=1)[0]) == 1   # one pair
+    # a connection POD2 starts is new, and the leaked pod's policy refuses it
+    assert one(node, from_pod(POD2, leak.ip4, "tcp", sport=81, dport=22), POD2.vif).reason == "policy_deny"
+    # a route change in the reverse entry's VRF re-validates the pair
+    assert node.revalidate_flows(1) == 0
+    node.lpm4.delete(1, f"{leak.ip4}/32")
+    assert node.revalidate_flows(1) == 2     # the leaked pod's pair and the denied one POD2 started
 
 
 def test_flow_table_full_and_quotas_leave_existing_flows_alone():
