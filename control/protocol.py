@@ -57,7 +57,10 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
                     vlan? 0..4094 =0, policy? bool =false, admin_down? bool =false, gw4? IPv4, gw6? IPv6
                     (unicast), prefixes? list (<= 8) of strict CIDR strings =[] (fabric: /32 or /128 only),
                     tap? (virtual vifs only) {name: ifname 1..15 [A-Za-z0-9_.-], netns? str,
-                    pod_mac: unicast MAC, ip? "a.b.c.d/len", ip6? "x::y/len"}
+                    pod_mac: unicast MAC, ip? "a.b.c.d/len", ip6? "x::y/len", default_route? bool =true
+                    (default routes via gw4/gw6 in the pod), routes? list (<= 256) of CIDRs =[] (routes via
+                    the gateway of their family)}; vif_update of a vif with a device may change only its
+                    default_route and routes
                     normalised: every key present; all but "tap" are NhTable.set_vif's keywords
     vif_del         id
     nh_add, nh_update
@@ -452,7 +455,8 @@ def _id_range(p, ident, kind):
 _IFNAME = r"[A-Za-z0-9_.\-]{1,15}"
 _TAP = {"name": (_str(1, 15, _IFNAME, "an interface name ([A-Za-z0-9_.-], 1..15)"), REQ),
         "netns": (_str(1, 255, r"[^/\x00]+", "a namespace name"), None),
-        "pod_mac": (_mac(), REQ), "ip": (_iface(4), None), "ip6": (_iface(6), None)}
+        "pod_mac": (_mac(), REQ), "ip": (_iface(4), None), "ip6": (_iface(6), None),
+        "default_route": (_bool, True), "routes": (_list(_prefix(), 0, 256), [])}
 _VIF = {"id": (VIF_ID, REQ), "kind": (_enum("virtual", "fabric", "host"), REQ), "vrf": (VRF, 0),
         "mac": (_mac(), REQ), "mtu": (_int(68, 65535), 1500), "vlan": (_int(0, 4094), 0),
         "policy": (_bool, False), "admin_down": (_bool, False), "gw4": (_addr(4), None), "gw6": (_addr(6), None),

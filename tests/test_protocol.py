@@ -265,7 +265,11 @@ def test_vif_defaults():
     assert b == {"id": 2, "kind": "virtual", "vrf": 0, "mac": "02:aa:00:00:00:01", "mtu": 1500, "vlan": 0,
                  "policy": False, "admin_down": False, "gw4": None, "gw6": None, "prefixes": [],
                  "tap": {"name": "tap-pod1", "netns": None, "pod_mac": "52:54:00:00:00:02", "ip": "10.1.0.2/24",
-                         "ip6": None}}
+                         "ip6": None, "default_route": True, "routes": []}}
+    with pytest.raises(ProtocolError) as e:
+        validate_body("vif_add", {"id": 2, "kind": "virtual", "mac": "02:aa:00:00:00:01",
+                                  "tap": {"name": "t", "pod_mac": "52:54:00:00:00:02", "routes": ["10.9.0.1/16"]}})
+    assert e.value.field == "b.tap.routes[0]"
 
 
 def test_nh_defaults_per_type():

@@ -119,20 +119,41 @@ class NodeBackend:
                                 "prefixes") if k in b}
         tap = b.get("tap")
         had_tap = vid in self.node.taps
-        if tap and not had_tap:
-            try:
-                self.node.add_tap(vid, tap, b.get("mtu", 1500), b.get("gw4"), b.get("gw6"))
-            except (OSError, ValueError) as e:
-                raise _err(P.INVALID, "b.tap", str(e)) from None
+        if tap and had_tap:
+            self._tap_routes(vid, tap, b)
+        existed = self.dp.nh.vif(vid) is not None
         try:
             self.dp.nh.set_vif(vid, **kw)
         except (ValueError, TypeError) as e:
-            if tap and not had_tap:
-                self.node.remove_tap(vid)
             raise _err(P.INVALID, "b", str(e)) from None
         except InUseError as e:
             raise _err(P.IN_USE, "b.kind", str(e)) from None
+        if tap and not had_tap:     # the vif first: the device's first frames find it
+            try:
+                self.node.add_tap(vid, tap, b.get("mtu", 1500), b.get("gw4"), b.get("gw6"))
+            except (OSError, ValueError) as e:
+                if not existed:
+                    self.dp.nh.del_vif(vid)
+                raise _err(P.INVALID, "b.tap", str(e)) from None
         self._mark("vif", vid, g)
+
+    def _tap_routes(self, vid, tap, b):
+        """A vif_add/vif_update naming the device the vif already has: only the pod's routes may differ."""
+        old = self.node.tap_specs.get(vid)
+        if old is None:
+            return                       # a device of the static configuration: not ours to change
+        for k in ("name", "netns", "pod_mac", "ip", "ip6"):
+            if old.get(k) != tap.get(k):
+                raise _err(P.INVALID, f"b.tap.{k}", f"vif {vid}'s device has {k} {old.get(k)!r}; a device does "
+                           f"not change (vif_del, then vif_add), only its default_route and routes")
+        gw4 = b.get("gw4") if tap.get("ip") else None
+        gw6 = b.get("gw6") if tap.get("ip6") else None
+        if (old.get("default_route", True), list(old.get("routes") or ()), old.get("gw4"), old.get("gw6")) != \
+                (tap.get("default_route", True), list(tap.get("routes") or ()), gw4, gw6):
+            try:
+                self.node.update_tap_routes(vid, tap, b.get("gw4"), b.get("gw6"))
+            except Exception as e:  # noqa: BLE001 - pyroute2's errors (the pod's namespace may be gone)
+                raise _err(P.INVALID, "b.tap.routes", f"cannot set the routes of vif {vid}'s device: {e}") from None
 
     def op_vif_del(self, b, g):
         vid = b["id"]

@@ -64,6 +64,32 @@ def _bpf_object() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "xdp_tunnel.o")
 
 
+def _pod_routes(ns, idx: int, gw, gw6, default_route: bool, routes, replace: bool = False) -> None:
+    """Routes through a pod's device ``idx``: the defaults (if asked) and ``routes``, each via the
+    gateway of its family (a family without a gateway gets none). ``replace``: also remove the
+    gatewayed routes through the device that are no longer wanted."""
+    want: dict[str, str] = {}
+    for g, default in ((gw, "0.0.0.0/0"), (gw6, "::/0")):
+        if g is not None and default_route:
+            want[default] = str(g)
+    for r in routes:
+        net = ipaddress.ip_network(r)
+        g = gw if net.version == 4 else gw6
+        if g is not None:
+            want[str(net)] = str(g)
+    if replace:
+        for fam in (2, 10):
+            for rt in ns.get_routes(family=fam, table=254, oif=idx):
+                if rt.get_attr("RTA_GATEWAY") is None:
+                    continue
+                dst = rt.get_attr("RTA_DST") or ("0.0.0.0" if fam == 2 else "::")
+                key = str(ipaddress.ip_network(f"{dst}/{rt['dst_len']}"))
+                if key not in want:
+                    ns.route("del", dst=key, oif=idx, family=fam, table=254)
+    for dst, g in want.items():
+        ns.route("replace", dst=dst, gateway=g, oif=idx, family=10 if ":" in dst else 2)
+
+
 class Node:
     def __init__(self, conf: NodeConf):
         self.conf = conf
@@ -71,6 +97,7 @@ class Node:
         self.pools: list = []
         self.workers: list = []
         self.taps: dict[int, list] = {}          # vif id -> [port per worker]
+        self.tap_specs: dict[int, dict] = {}     # vif id -> its device as vif_add gave it (control channel)
         self.fabric_ports: list = []
         self.fabric_io: str | None = None
         self.xdp_attached = False
@@ -186,9 +213,10 @@ class Node:
               queues=queues)
 
     def _open_tap(self, vid: int, name: str, mac: str, mtu: int, netns, ip=None, gateway=None, ip6=None,
-                  gateway6=None) -> None:
+                  gateway6=None, default_route: bool = True, routes=()) -> None:
         """A TAP device for vif vid (a queue per worker), set up with pyroute2: the pod's MAC and MTU,
-        moved into its namespace, up, with its addresses and default routes via the gateways."""
+        moved into its namespace, up, with its addresses, default routes via the gateways (unless
+        default_route is false) and routes to ``routes`` (prefixes) via the gateway of their family."""
         from pyroute2 import IPRoute, NetNS
         c = self.conf
         ports = []
@@ -215,13 +243,10 @@ class Node:
                 ns.link("set", index=idx, state="up")
                 if ip is not None:
                     ns.addr("add", index=idx, address=str(ip.ip), prefixlen=ip.network.prefixlen)
-                    if gateway is not None:
-                        ns.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=idx)
                 if ip6 is not None:
                     ns.addr("add", index=idx, address=str(ip6.ip), prefixlen=ip6.network.prefixlen,
                             flags=0x02)   # IFA_F_NODAD: the vrouter does not answer DAD
-                    if gateway6 is not None:
-                        ns.route("replace", dst="::/0", gateway=str(gateway6), oif=idx, family=10)
+                _pod_routes(ns, idx, gateway, gateway6, default_route, routes)
             finally:
                 ns.close()
         except BaseException:
@@ -230,19 +255,39 @@ class Node:
             raise
 
     def add_tap(self, vid: int, tap: dict, mtu: int, gw4=None, gw6=None) -> None:
-        """The control channel's vif_add with a device: the TAP (its default routes via the vif's
-        gateways), then every worker polls it."""
+        """The control channel's vif_add with a device: the TAP (its routes via the vif's gateways),
+        then every worker polls it."""
         ip = ipaddress.ip_interface(tap["ip"]) if tap.get("ip") else None
         ip6 = ipaddress.ip_interface(tap["ip6"]) if tap.get("ip6") else None
         gw = gw4 if ip is not None else None
         gw6 = gw6 if ip6 is not None else None
-        self._open_tap(vid, tap["name"], tap["pod_mac"], mtu, tap.get("netns"), ip, gw, ip6, gw6)
+        self._open_tap(vid, tap["name"], tap["pod_mac"], mtu, tap.get("netns"), ip, gw, ip6, gw6,
+                       tap.get("default_route", True), tap.get("routes") or ())
+        self.tap_specs[vid] = dict(tap, gw4=gw, gw6=gw6)
         for i in range(len(self.workers)):
             self._wire(i)
         event(logging.INFO, "vif device added", vif=vid, name=tap["name"], netns=tap.get("netns") or "-")
 
+    def update_tap_routes(self, vid: int, tap: dict, gw4=None, gw6=None) -> None:
+        """vif_update of a vif with a device: make the pod's routes through it what ``tap`` says (the
+        device itself, its addresses and namespace do not change)."""
+        from pyroute2 import IPRoute, NetNS
+        old = self.tap_specs[vid]
+        gw = gw4 if old.get("ip") else None
+        gw6 = gw6 if old.get("ip6") else None
+        ns = NetNS(old["netns"]) if old.get("netns") else IPRoute()
+        try:
+            idx = ns.link_lookup(ifname=old["name"])[0]
+            _pod_routes(ns, idx, gw, gw6, tap.get("default_route", True), tap.get("routes") or (), replace=True)
+        finally:
+            ns.close()
+        self.tap_specs[vid] = dict(old, default_route=tap.get("default_route", True),
+                                   routes=list(tap.get("routes") or ()), gw4=gw, gw6=gw6)
+        event(logging.INFO, "vif device routes set", vif=vid, routes=len(tap.get("routes") or ()))
+
     def remove_tap(self, vid: int) -> None:
         ports = self.taps.pop(vid, None)
+        self.tap_specs.pop(vid, None)
         if ports is None:
             return
         for i in range(len(self.workers)):
