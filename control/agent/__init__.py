@@ -1,2 +1,3 @@
-"""The vRouter agent: reads CN2-style intent (``control.agent.intent``) and, later, compiles it into
-control-channel requests. Pure Python: imports neither ``vrouter`` nor pyzmq."""
+"""The vRouter agent: CN2-style intent (``intent``) compiled to every node's desired state (``compiler``),
+pushed over the control channel (``agent``, ``python -m control.agent``); ``demo`` and ``lab`` build the
+two-node cluster of ``vrouter demo``; ``expect`` says from the intent alone what traffic should do."""
