@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set-up, then the demo (for now: the real routing table in the C tables).
+# The main job: set-up, then `vrouter demo`: a two-node cluster in network namespaces, driven by the
+# agent from CN2-style intent, its reachability matrix probed with real traffic (expected vs observed).
+# Options go to `vrouter demo` (--keep, --json, --encap mplsoudp, --intent FILE); see vrouter demo --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh >/dev/null
-exec "${PYTHON:-python3}" -m vrouter table-demo "$@"
+exec "${PYTHON:-python3}" -m vrouter demo "$@"

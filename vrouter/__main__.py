@@ -1,5 +1,8 @@
 """The ``vrouter`` command.
 
+  vrouter demo [--keep] [--json]     a two-node cluster in network namespaces driven by the
+                                     agent from CN2-style intent; prints the reachability
+                                     matrix, expected beside observed (control/agent/demo.py)
   vrouter run --config node.yaml     run the node: pods' TAP devices, the fabric
                                      (AF_XDP or AF_PACKET), worker threads
   vrouter table-demo [ADDRESS ...]   load a real Internet routing table into a
@@ -14,8 +17,13 @@ from vrouter import tabledemo
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:      # its own options: control/agent/demo.py
+        from control.agent import demo as cluster_demo
+        return cluster_demo.main(argv[1:])
     parser = argparse.ArgumentParser(prog="vrouter", description="userspace overlay vRouter data plane")
     sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("demo", help="the two-node cluster demo (vrouter demo --help)")
     demo = sub.add_parser("table-demo", help="load the real routing table and answer lookups")
     demo.add_argument("addresses", nargs="*", help="IPv4/IPv6 addresses to look up (default: a few well-known)")
     demo.add_argument("--table", default=None, help="gzip file of CIDR prefixes (default: the shared tier-1 table)")

@@ -1,0 +1,339 @@
+"""`vrouter demo`: a two-node cluster on this machine, driven by the agent, checked with real traffic.
+
+    vrouter demo [--intent FILE] [--encap vxlan|mplsoudp] [--keep] [--json]
+
+1. Two nodes, node-1 (192.0.2.1) and node-2 (192.0.2.2): network namespaces on one fabric bridge, a
+   `vrouter run` process in each (AF_XDP on the fabric, AF_PACKET if XDP is not available), with an
+   empty control plane.
+2. The intent (control/agent/examples/demo.yaml unless --intent: CN2 Subnets, VirtualNetworks,
+   VirtualNetworkRouters, Kubernetes Pods and a NetworkPolicy) plus the two Node documents go into an
+   intent directory; every pod gets a network namespace; the agent compiles the intent and pushes it to
+   both vrouters over their control channels (TAP devices moved into the pods, routes, tunnels, policies).
+3. Every pod runs a responder answering TCP port 80 with its name. Every pod connects to every other
+   pod's address on its last network (the one its annotation names); a cell is "reached" only when the
+   answer comes from that very pod (overlapping subnets give the same address to pods of other networks).
+4. The expected matrix comes from the intent alone (control.agent.expect); the observed one from the
+   packets. Printed side by side with each node's flow and drop counters; exit status 1 when any cell
+   differs, 2 when the cluster could not be built. Everything is removed at the end unless --keep
+   (then `vrouter demo --cleanup TAG` removes it).
+
+``DemoCluster`` is the same as a library for the end-to-end tests: ``write(name, text)`` / ``remove(name)``
+change the intent at run time (pods get their namespaces first), ``wait_converged()``, ``matrix()``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from control.agent import intent as I
+from control.agent.agent import Agent
+from control.agent.compiler import key_str
+from control.agent.expect import Expectation
+from control.agent.lab import Lab, LabError
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "demo.yaml")
+NODES = (("node-1", "192.0.2.1"), ("node-2", "192.0.2.2"))
+PORT = 80
+NODES_FILE = "00-nodes.yaml"
+
+
+class DemoError(Exception):
+    pass
+
+
+@dataclass
+class Cell:
+    src: str
+    dst: str
+    address: str
+    expected: bool
+    expected_why: str
+    observed: bool
+    observed_what: str          # the probe's answer: ok:<who answered> | timeout | refused | unreachable | ...
+
+    @property
+    def match(self) -> bool:
+        return self.expected == self.observed
+
+
+class DemoCluster:
+    """The lab, the two vrouters and the agent (a thread watching the intent directory)."""
+
+    def __init__(self, *, encap: str = "vxlan", keep: bool = False, io: str = "auto"):
+        self.encap, self.keep, self.io = encap, keep, io
+        self.lab: Lab | None = None
+        self.agent: Agent | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.intent_dir = ""
+
+    # -- building -----------------------------------------------------------------------------------
+    def start(self, files: dict[str, str]) -> None:
+        """Nodes up, then the intent ``files`` (name -> YAML text) applied and converged."""
+        self.lab = Lab(keep=self.keep)
+        self.intent_dir = os.path.join(self.lab.dir, "intent")
+        os.mkdir(self.intent_dir)
+        nodes = [self.lab.add_node(n, ip) for n, ip in NODES]
+        for n in nodes:
+            self.lab.start_node(n, io=self.io)
+        self._write(NODES_FILE, "".join(
+            f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {n.name}}}\n"
+            f"spec: {{fabricAddress: {n.fabric_ip}, fabricMac: \"{n.fabric_mac}\", control: \"{n.control}\"}}\n"
+            for n in nodes))
+        for name, text in files.items():
+            self._check_name(name)
+        self._sync_pods({**self._files(), **files}, before=True)
+        for name, text in files.items():
+            self._write(name, text)
+        self.agent = Agent([self.intent_dir], os.path.join(self.lab.dir, "agent-state.json"), encap=self.encap,
+                           netns_format=self.lab.netns_format, timeout=5.0)
+        self._thread = threading.Thread(target=self.agent.run, args=(self._stop, 0.1), name="agent", daemon=True)
+        self._thread.start()
+        self.wait_converged()
+        self._sync_pods(self._files(), before=False)
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if name == NODES_FILE or "/" in name or not name.endswith((".yaml", ".yml")):
+            raise DemoError(f"intent file name {name!r}: a plain *.yaml name other than {NODES_FILE}")
+
+    def _files(self) -> dict[str, str]:
+        out = {}
+        for f in sorted(os.listdir(self.intent_dir)):
+            if f.endswith((".yaml", ".yml")):
+                with open(os.path.join(self.intent_dir, f)) as fh:
+                    out[f] = fh.read()
+        return out
+
+    def _write(self, name: str, text: str) -> None:
+        tmp = os.path.join(self.intent_dir, f".{name}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(self.intent_dir, name))
+
+    def _sync_pods(self, files: dict[str, str], before: bool) -> None:
+        """before: give every pod of ``files`` its namespace and responder (the agent moves its devices
+        into the namespace, which must exist first); after: delete the namespaces of pods gone."""
+        try:
+            intent = I.load(list(files.items()))
+        except I.IntentError:
+            return                      # the agent refuses it too, and says why (wait_converged)
+        want = {f"{p.namespace}/{p.name}" for p in intent.pods.values()}
+        if before:
+            for p in intent.pods.values():
+                key = f"{p.namespace}/{p.name}"
+                if key not in self.lab.pods:
+                    ns = self.lab.add_pod(p.namespace, p.name)
+                    self.lab.start_responder(ns, key, PORT)
+        else:
+            for key in [k for k in self.lab.pods if k not in want]:
+                self.lab.remove_pod(*key.split("/", 1))
+
+    # -- changing -----------------------------------------------------------------------------------
+    def write(self, name: str, text: str, timeout: float = 20.0) -> None:
+        """Add or replace an intent file and wait until both nodes have it."""
+        self._check_name(name)
+        files = {**self._files(), name: text}
+        self._sync_pods(files, before=True)
+        self._write(name, text)
+        self.wait_converged(timeout)
+        self._sync_pods(files, before=False)
+
+    def remove(self, name: str, timeout: float = 20.0) -> None:
+        self._check_name(name)
+        os.unlink(os.path.join(self.intent_dir, name))
+        self.wait_converged(timeout)
+        self._sync_pods(self._files(), before=False)
+
+    def wait_converged(self, timeout: float = 30.0) -> None:
+        """Until the agent has compiled the current files and every node holds the result."""
+        deadline = time.monotonic() + timeout
+        a = self.agent
+        while time.monotonic() < deadline:
+            stamp = a._stamp_now()
+            if a.intent_error and a._stamp == stamp:
+                raise DemoError(f"the agent refused the intent: {a.intent_error}")
+            if a._stamp == stamp and a.converged():
+                return
+            if self._thread is not None and not self._thread.is_alive():
+                raise DemoError("the agent thread died")
+            time.sleep(0.05)
+        errors = "; ".join(f"{n.name}: {n.last_error}" for n in a.nodes.values() if n.last_error)
+        raise DemoError(f"the nodes did not converge in {timeout} s ({errors or 'no error reported'})")
+
+    # -- checking -----------------------------------------------------------------------------------
+    def pods(self) -> list[I.Pod]:
+        return [self.agent.intent.pods[k] for k in sorted(self.agent.intent.pods)]
+
+    def target(self, pod: I.Pod) -> str:
+        """The address probed for ``pod``: IPv4 of its last interface (the network its annotation names)."""
+        itfs = self.agent.cluster.interfaces_of(pod.key)
+        for itf in reversed(itfs):
+            for a in itf.addresses:
+                if a.version == 4:
+                    return str(a)
+        return str(itfs[-1].addresses[0])
+
+    def matrix(self, timeout: float = 1.5) -> list[Cell]:
+        pods = self.pods()
+        exp = Expectation(self.agent.intent, self.agent.cluster)
+        targets = [(self.target(p), PORT) for p in pods]
+        probes = [(self.lab.pods[key_str(p.key)], [t for q, t in zip(pods, targets) if q.key != p.key]) for p in pods]
+        results = self.lab.probe_many(probes, timeout)
+        cells = []
+        for p, res in zip(pods, results):
+            others = [q for q in pods if q.key != p.key]
+            for q, (addr, _), got in zip(others, [t for q2, t in zip(pods, targets) if q2.key != p.key], res):
+                who, why = exp.connect(p.key, addr, "tcp", PORT)
+                cells.append(Cell(key_str(p.key), key_str(q.key), addr, who == q.key,
+                                  why if who in (None, q.key) else f"answered by {key_str(who)}: {why}",
+                                  got == f"ok:{key_str(q.key)}", got))
+        return cells
+
+    def counters(self) -> dict[str, dict]:
+        out = {}
+        for n in self.lab.nodes.values():
+            s = self.lab.node_stats(n)
+            dp = s["datapath"]
+            out[n.name] = {"flows": s["flows"]["entries"], "flow_installs": dp["flow_installs"],
+                           "flow_hits": dp["flow_hits"], "forwarded": dp["forwarded"],
+                           "encap": dp["encap_vxlan"] + dp["encap_mpls"], "decap": dp["decap_vxlan"] + dp["decap_mpls"],
+                           "drops": {k: v for k, v in dp["drops"].items() if v and k != "none"}}
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.agent is not None:
+            self.agent.close()
+        if self.lab is not None:
+            self.lab.close()
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+def short(pod: str) -> str:
+    return pod.split("/", 1)[1] if pod.startswith("demo/") else pod
+
+
+def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, seconds: float,
+           nets: dict[str, str] | None = None) -> str:
+    """The matrix as text; ``nets``: pod -> the network its probed address is on (row labels)."""
+    names = [short(p) for p in pods]
+    rows = [f"{n} ({short(nets[p])})" if nets else n for p, n in zip(pods, names)]
+    w = max(len(n) for n in rows) + 1
+    cw = max(max(len(n) for n in names), 5) + 1
+    by = {(c.src, c.dst): c for c in cells}
+    lines = [f"Reachability: TCP port {PORT} from each pod (row) to each pod's network address (column), "
+             f"{encap} between the nodes.",
+             "Each cell is expected/observed: Y reached, n not reached; a mismatch is marked with !", "",
+             " " * w + "".join(n.rjust(cw) for n in names)]
+    for p, n in zip(pods, rows):
+        row = n.ljust(w)
+        for q in pods:
+            c = by.get((p, q))
+            txt = "-" if c is None else f"{'Y' if c.expected else 'n'}/{'Y' if c.observed else 'n'}" + \
+                ("" if c.match else "!")
+            row += txt.rjust(cw)
+        lines.append(row)
+    lines.append("")
+    lines.append("Why not reached (expected), by kind:")
+    kinds: dict[str, list[str]] = {}
+    for c in cells:
+        if not c.expected:
+            why = c.expected_why
+            kind = ("policy" if why.startswith("NetworkPolicy") else "overlap" if why.startswith("answered by")
+                    else "isolation")
+            kinds.setdefault(kind, []).append(f"{short(c.src)}->{short(c.dst)}")
+    labels = {"isolation": "no route between the networks", "overlap": "the address leads to another pod "
+              "(overlapping subnets: it answers, not the one asked for)", "policy": "denied by NetworkPolicy"}
+    for k in ("isolation", "overlap", "policy"):
+        if k in kinds:
+            lines.append(f"  {labels[k]}: {len(kinds[k])}: {', '.join(kinds[k][:12])}"
+                         + (" ..." if len(kinds[k]) > 12 else ""))
+    lines.append("")
+    lines.append("Per node:")
+    for n, c in counters.items():
+        drops = ", ".join(f"{k} {v}" for k, v in sorted(c["drops"].items(), key=lambda x: -x[1])) or "none"
+        lines.append(f"  {n}: flows {c['flows']} (installed {c['flow_installs']}, hits {c['flow_hits']}), "
+                     f"forwarded {c['forwarded']}, encap {c['encap']}, decap {c['decap']}; drops: {drops}")
+    bad = [c for c in cells if not c.match]
+    lines.append("")
+    if bad:
+        lines.append(f"MISMATCH in {len(bad)} of {len(cells)} cells:")
+        for c in bad:
+            lines.append(f"  {c.src} -> {c.dst} ({c.address}): expected {'reached' if c.expected else 'not'} "
+                         f"({c.expected_why}), observed {c.observed_what}")
+    else:
+        lines.append(f"OK: all {len(cells)} cells as expected ({seconds:.1f} s).")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="vrouter demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--intent", help=f"intent file (default: {EXAMPLE}); pods go on node-1 / node-2")
+    ap.add_argument("--encap", choices=("vxlan", "mplsoudp"), default="vxlan")
+    ap.add_argument("--io", choices=("auto", "xdp", "afpacket"), default="auto", help="the fabric's I/O")
+    ap.add_argument("--keep", action="store_true", help="leave the cluster running (prints its tag)")
+    ap.add_argument("--json", action="store_true", help="print the matrix and counters as JSON")
+    ap.add_argument("--cleanup", metavar="TAG", help="remove what an earlier --keep left, then exit")
+    a = ap.parse_args(argv)
+    if a.cleanup:
+        try:
+            Lab.cleanup(a.cleanup)
+        except LabError as e:
+            print(f"vrouter demo: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if os.geteuid() != 0:
+        print("vrouter demo: needs root (network namespaces, TAP devices, AF_XDP)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    path = a.intent or EXAMPLE
+    try:
+        with open(path) as f:
+            text = f.read()
+        I.load([(path, text)] + [(NODES_FILE, "".join(
+            f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {n}}}\n"
+            f"spec: {{fabricAddress: {ip}, control: \"ipc:///nonexistent\"}}\n" for n, ip in NODES))])
+    except (OSError, I.IntentError) as e:
+        print(f"vrouter demo: {e}", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    demo = DemoCluster(encap=a.encap, keep=a.keep, io=a.io)
+    try:
+        demo.start({"demo.yaml": text})
+        cells = demo.matrix()
+        counters = demo.counters()
+        pods = [key_str(p.key) for p in demo.pods()]
+        seconds = time.monotonic() - t0
+        ok = all(c.match for c in cells)
+        if a.json:
+            print(json.dumps({"ok": ok, "tag": demo.lab.tag, "encap": a.encap, "seconds": round(seconds, 2), "pods": pods,
+                              "cells": [asdict(c) | {"match": c.match} for c in cells], "nodes": counters,
+                              "agent": {n.name: n.history for n in demo.agent.nodes.values()},
+                              "warnings": demo.agent.cluster.warnings}, indent=1))
+        else:
+            nets = {key_str(p.key): key_str(demo.agent.cluster.interfaces_of(p.key)[-1].vn) for p in demo.pods()}
+            print(render(cells, pods, counters, a.encap, seconds, nets))
+        if a.keep:
+            d = demo.lab.describe()
+            print(f"\nkept: lab {d['tag']} (namespaces {d['tag']}-*, files {d['dir']}); "
+                  f"remove with: vrouter demo --cleanup {d['tag']}", file=sys.stderr)
+        return 0 if ok else 1
+    except (LabError, DemoError, I.IntentError) as e:
+        print(f"vrouter demo: {e}", file=sys.stderr)
+        return 2
+    finally:
+        demo.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
