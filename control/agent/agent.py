@@ -16,7 +16,8 @@ compile it (control.agent.compiler), save the allocations, then bring every node
 
 Rounds run when an intent file changes and, for each node, when its ``hello`` (every ``heartbeat``
 seconds) shows a restart. Bad intent keeps the last good one in force and logs the error naming the file,
-document and field. A node that does not answer is retried every round; the others are not held up.
+document and field. Nodes are pushed in parallel: one that does not answer (``hello`` times out after
+HELLO_TIMEOUT s) holds up no other, and is retried with a backoff (up to BACKOFF_MAX s).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from control import client as C
@@ -39,6 +41,8 @@ from control.agent.compiler import Allocations, Cluster, NodeState, compile_clus
 log = logging.getLogger("vrouter.agent")
 
 DEVICE_FIXED = ("name", "netns", "pod_mac", "ip", "ip6")
+HELLO_TIMEOUT = 1.0         # a node that does not answer hello in this long (twice) is down
+BACKOFF_MAX = 5.0
 
 
 # ---------------------------------------------------------------------------------------------- diff
@@ -160,6 +164,8 @@ class NodeSync:
     generation: int = 0
     last_error: str | None = None
     last_hello: float = 0.0
+    failures: int = 0                   # pushes failed in a row
+    retry_at: float = 0.0               # after a failure: not before (backoff up to BACKOFF_MAX s)
     history: list[dict] = field(default_factory=list)   # one entry per push: kind, ops, seconds
 
 
@@ -183,6 +189,7 @@ class Agent:
         self.intent_error: str | None = None
         self.nodes: dict[str, NodeSync] = {}
         self._stamp: tuple | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self.rounds = 0
 
     # -- intent ------------------------------------------------------------
@@ -251,7 +258,9 @@ class Agent:
 
     # -- pushing -----------------------------------------------------------
     def _hello(self, ns: NodeSync) -> None:
-        info = ns.client.hello(self.name)
+        info = ns.client.call("hello", {"agent": self.name, "session": self.session,
+                                        "generation": ns.client.generation},
+                              timeout=min(self.timeout, HELLO_TIMEOUT))
         ns.last_hello = time.monotonic()
         if info["instance"] != ns.instance:
             if ns.instance is not None:
@@ -281,10 +290,12 @@ class Agent:
             if msg != ns.last_error:
                 log.error("node %s: push failed (%s); it gets a snapshot next round", ns.name, msg)
             ns.last_error, ns.pushed = msg, None
+            ns.failures += 1
+            ns.retry_at = time.monotonic() + min(0.25 * 2 ** ns.failures, BACKOFF_MAX)
             if isinstance(e, C.Timeout):
                 ns.instance = None
             return False
-        ns.pushed, ns.last_error = copy.deepcopy(want), None
+        ns.pushed, ns.last_error, ns.failures = copy.deepcopy(want), None, 0
         if done or swept or kind == "snapshot":
             entry = {"kind": kind, "ops": done, "swept": swept, "seconds": round(time.monotonic() - t0, 3)}
             ns.history.append(entry)
@@ -302,13 +313,22 @@ class Agent:
             changed = True
         else:
             changed = False
-        ok = True
         now = time.monotonic()
+        due, waiting = [], False
         for ns in self.nodes.values():
             if changed or ns.pushed is None or ns.pushed != self.cluster.nodes[ns.name] or \
                     now - ns.last_hello >= self.heartbeat:
-                ok &= self.sync_node(ns)
-        return ok
+                if now < ns.retry_at:
+                    waiting = True        # failing: its backoff has not run out
+                else:
+                    due.append(ns)
+        if len(due) > 1:                  # in parallel: a node that does not answer holds up no other
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-push")
+            results = list(self._pool.map(self.sync_node, due))
+        else:
+            results = [self.sync_node(ns) for ns in due]
+        return all(results) and not waiting
 
     def run(self, stop: threading.Event, interval: float = 0.25) -> None:
         while not stop.is_set():
@@ -323,6 +343,9 @@ class Agent:
             ns.pushed is not None and ns.pushed == self.cluster.nodes[ns.name] for ns in self.nodes.values())
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for ns in self.nodes.values():
             ns.client.close()
         self.nodes.clear()

@@ -136,14 +136,16 @@ class DemoCluster:
                 self.lab.remove_pod(*key.split("/", 1))
 
     # -- changing -----------------------------------------------------------------------------------
-    def write(self, name: str, text: str, timeout: float = 20.0) -> None:
-        """Add or replace an intent file and wait until both nodes have it."""
+    def write(self, name: str, text: str, timeout: float = 20.0, wait: bool = True) -> None:
+        """Add or replace an intent file (its pods get their namespaces first) and, with ``wait``, wait
+        until both nodes have it and delete the namespaces of pods gone."""
         self._check_name(name)
         files = {**self._files(), name: text}
         self._sync_pods(files, before=True)
         self._write(name, text)
-        self.wait_converged(timeout)
-        self._sync_pods(files, before=False)
+        if wait:
+            self.wait_converged(timeout)
+            self._sync_pods(files, before=False)
 
     def remove(self, name: str, timeout: float = 20.0) -> None:
         self._check_name(name)

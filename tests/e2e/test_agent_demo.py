@@ -148,6 +148,21 @@ def test_vrouter_restart_and_agent_restart_resync():
         assert n2.instance not in (old, None) and n2.history[-1]["kind"] == "snapshot"
         cells(demo)
 
+        # node-2 down: a change still reaches node-1 at once; node-2 gets it when it is back
+        demo.lab.stop_node(node2)
+        t0 = time.monotonic()
+        demo.write("green-3.yaml", GREEN_2.replace("name: green-2", "name: green-3"), wait=False)
+        n1 = demo.agent.nodes["node-1"]
+        while (n1.pushed != demo.agent.cluster.nodes["node-1"] or "demo/green-3" not in
+               {f"{p[0]}/{p[1]}" for p in demo.agent.intent.pods}) and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        assert n1.pushed == demo.agent.cluster.nodes["node-1"], n1
+        assert time.monotonic() - t0 < 5 and n2.last_error and n2.failures >= 1
+        demo.lab.restart_node(node2)
+        demo.wait_converged()
+        assert n2.history[-1]["kind"] == "snapshot"
+        cells(demo)
+
         # a new agent (another session) with the same allocation state: the same ids, nothing to sweep
         demo._stop.set()
         demo._thread.join(timeout=10)
