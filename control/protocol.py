@@ -59,8 +59,8 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
                     tap? (virtual vifs only) {name: ifname 1..15 [A-Za-z0-9_.-], netns? str,
                     pod_mac: unicast MAC, ip? "a.b.c.d/len", ip6? "x::y/len", default_route? bool =true
                     (default routes via gw4/gw6 in the pod), routes? list (<= 256) of CIDRs =[] (routes via
-                    the gateway of their family)}; vif_update of a vif with a device may change only its
-                    default_route and routes
+                    the gateway of their family)}; naming the vif's present device (same name, netns,
+                    pod_mac, ip, ip6) it only sets the device's routes, naming another one replaces it
                     normalised: every key present; all but "tap" are NhTable.set_vif's keywords
     vif_del         id
     nh_add, nh_update

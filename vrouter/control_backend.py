@@ -119,6 +119,9 @@ class NodeBackend:
                                 "prefixes") if k in b}
         tap = b.get("tap")
         had_tap = vid in self.node.taps
+        if tap and had_tap and not self._same_device(vid, tap):
+            self.node.remove_tap(vid)    # another device (address, namespace, ...): made anew below
+            had_tap = False
         if tap and had_tap:
             self._tap_routes(vid, tap, b)
         existed = self.dp.nh.vif(vid) is not None
@@ -137,15 +140,18 @@ class NodeBackend:
                 raise _err(P.INVALID, "b.tap", str(e)) from None
         self._mark("vif", vid, g)
 
-    def _tap_routes(self, vid, tap, b):
-        """A vif_add/vif_update naming the device the vif already has: only the pod's routes may differ."""
+    def _same_device(self, vid, tap) -> bool:
+        """A vif_add/vif_update for a vif with a device: True if ``tap`` names that device (then only
+        the pod's routes may have to change); False if it is another one (the old is replaced)."""
         old = self.node.tap_specs.get(vid)
         if old is None:
-            return                       # a device of the static configuration: not ours to change
-        for k in ("name", "netns", "pod_mac", "ip", "ip6"):
-            if old.get(k) != tap.get(k):
-                raise _err(P.INVALID, f"b.tap.{k}", f"vif {vid}'s device has {k} {old.get(k)!r}; a device does "
-                           f"not change (vif_del, then vif_add), only its default_route and routes")
+            return True                  # a device of the static configuration: not ours to change
+        return all(old.get(k) == tap.get(k) for k in ("name", "netns", "pod_mac", "ip", "ip6"))
+
+    def _tap_routes(self, vid, tap, b):
+        old = self.node.tap_specs.get(vid)
+        if old is None:
+            return
         gw4 = b.get("gw4") if tap.get("ip") else None
         gw6 = b.get("gw6") if tap.get("ip6") else None
         if (old.get("default_route", True), list(old.get("routes") or ()), old.get("gw4"), old.get("gw6")) != \

@@ -220,23 +220,27 @@ class Node:
         from pyroute2 import IPRoute, NetNS
         c = self.conf
         ports = []
+        # bound for another namespace: made under a name of its own here (the pod's eth0 must not meet
+        # the node's eth0), renamed as it moves
+        here = f"vrtap{vid}" if netns else name
         try:
             for i in range(c.workers):
-                ports.append(_ext.IoPort.open_tap(self.pools[i], name, vid, c.workers > 1, i))
+                ports.append(_ext.IoPort.open_tap(self.pools[i], here, vid, c.workers > 1, i))
         except OSError as e:
             for p in ports:
                 p.close()
-            raise ConfigError(f"vif {vid} name: cannot create TAP {name}: {e}") from None
+            raise ConfigError(f"vif {vid} name: cannot create TAP {here}: {e}") from None
         self.taps[vid] = ports
         try:
             with IPRoute() as ipr:
-                idx = ipr.link_lookup(ifname=name)[0]
+                idx = ipr.link_lookup(ifname=here)[0]
                 ipr.link("set", index=idx, address=mac, mtu=mtu)
                 if netns:
                     try:
-                        ipr.link("set", index=idx, net_ns_fd=netns)
+                        ipr.link("set", index=idx, net_ns_fd=netns, ifname=name)
                     except Exception as e:  # noqa: BLE001 - pyroute2 raises several kinds
-                        raise ConfigError(f"vif {vid} netns: cannot move {name} into {netns}: {e}") from None
+                        raise ConfigError(f"vif {vid} netns: cannot move {here} into {netns} as {name}: {e}") \
+                            from None
             ns = NetNS(netns) if netns else IPRoute()
             try:
                 idx = ns.link_lookup(ifname=name)[0]

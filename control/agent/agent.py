@@ -11,8 +11,8 @@ compile it (control.agent.compiler), save the allocations, then bring every node
 * otherwise it gets the **diff** between what the agent last pushed and what it wants now, in an order
   that never leaves a dangling reference: additions and updates first (VRFs, vifs, next hops, labels,
   VNIs, routes, policies), then removals in reverse (policies, routes, VNIs, labels, next hops, vifs,
-  VRFs). A vif whose device must change (another namespace, address or MAC) is removed with what
-  depends on it before the additions.
+  VRFs). A pod interface keeps its vif id for life: when its network or address changes, vif_update
+  names the new device and the vrouter replaces the old one.
 
 Rounds run when an intent file changes and, for each node, when its ``hello`` (every ``heartbeat``
 seconds) shows a restart. Bad intent keeps the last good one in force and logs the error naming the file,
@@ -40,7 +40,6 @@ from control.agent.compiler import Allocations, Cluster, NodeState, compile_clus
 
 log = logging.getLogger("vrouter.agent")
 
-DEVICE_FIXED = ("name", "netns", "pod_mac", "ip", "ip6")
 HELLO_TIMEOUT = 1.0         # a node that does not answer hello in this long (twice) is down
 BACKOFF_MAX = 5.0
 
@@ -56,42 +55,11 @@ def _route_ops(vrf: int, fam: int, prefixes: dict[str, int], delete: bool) -> li
               **({} if delete else {"nhs": [n for _, n in items]})})]
 
 
-def _device_changed(old: dict, new: dict) -> bool:
-    ot, nt = old.get("tap") or {}, new.get("tap") or {}
-    return any(ot.get(k) != nt.get(k) for k in DEVICE_FIXED)
-
-
-def _without_vif(st: NodeState, vid: int) -> list[tuple[str, dict]]:
-    """Ops removing vif ``vid`` and what depends on it from ``st`` (which is updated to match)."""
-    ops: list[tuple[str, dict]] = []
-    nhs = {i for i, b in st.nhs.items() if b.get("vif") == vid}
-    if vid in st.policies:
-        ops.append(("policy_del", {"kind": "vif", "id": vid}))
-        del st.policies[vid]
-    for (vrf, fam), table in st.routes.items():
-        gone = {p: n for p, n in table.items() if n in nhs}
-        ops += _route_ops(vrf, fam, gone, True)
-        for p in gone:
-            del table[p]
-    for lab in [lab for lab, b in st.labels.items() if b["nh"] in nhs]:
-        ops.append(("label_del", {"label": lab}))
-        del st.labels[lab]
-    for i in sorted(nhs):
-        ops.append(("nh_del", {"id": i}))
-        del st.nhs[i]
-    ops.append(("vif_del", {"id": vid}))
-    del st.vifs[vid]
-    return ops
-
-
 def diff(old: NodeState | None, new: NodeState) -> list[tuple[str, dict]]:
     """The control ops that turn a node holding ``old`` (None: nothing) into one holding ``new``.
     Route ops carry ``prefixes`` (and ``nhs``) lists: the caller packs them (Client.add_routes)."""
-    old = copy.deepcopy(old) if old is not None else NodeState(new.name, new.control)
+    old = old if old is not None else NodeState(new.name, new.control)
     ops: list[tuple[str, dict]] = []
-    for vid in sorted(set(old.vifs) & set(new.vifs)):
-        if _device_changed(old.vifs[vid], new.vifs[vid]):
-            ops += _without_vif(old, vid)
     for vrf, b in sorted(new.vrfs.items()):
         if old.vrfs.get(vrf) != b:
             ops.append(("vrf_add", b))

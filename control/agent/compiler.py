@@ -145,7 +145,7 @@ class PodInterface:
     vn: Key
     node: str
     vif: int
-    ifname: str                 # the device's name inside the pod (eth0, eth1, ...)
+    ifname: str                 # the device's name: eth0, eth1, ... in the pod's namespace; vif<id> without one
     mac: str                    # the pod's MAC on it
     netns: str | None
     addresses: list[IPAddress]
@@ -382,12 +382,19 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
 
     nodes = {n: NodeState(n, node.control) for n, node in sorted(intent.nodes.items())}
     interfaces: list[PodInterface] = []
+    netns_of: dict[str, Pod] = {}
     for p, i, vk in ifaces:
         got = assigned[(p.key, i)]
         netns = netns_format.format(namespace=p.namespace, name=p.name) if netns_format else None
-        vif = alloc.node_pool("vif", p.node).get(f"{key_str(p.key)}#{i}|{key_str(vk)}|"
-                                                 + ",".join(str(a) for a, _ in got))
-        interfaces.append(PodInterface(p.key, i, vk, p.node, vif, f"eth{i}", _mac(p.namespace, p.name, str(i)),
+        if netns is not None and netns_of.setdefault(netns, p) is not p:
+            other = netns_of[netns]
+            raise p.source.error("metadata.name", f"its network namespace {netns!r} is Pod "
+                                 f"{key_str(other.key)}'s too (namespace format {netns_format!r})")
+        # one vif per pod interface: its network or addresses changing replace its device (vif_update)
+        vif = alloc.node_pool("vif", p.node).get(f"{key_str(p.key)}#{i}")
+        # in its own namespace a device is eth<i>, as Kubernetes names them; in the node's, vif<id>
+        ifname = f"eth{i}" if netns is not None else f"vif{vif}"
+        interfaces.append(PodInterface(p.key, i, vk, p.node, vif, ifname, _mac(p.namespace, p.name, str(i)),
                                        netns, [a for a, _ in got], [s.cidr.prefixlen for _, s in got]))
     addrs: dict[Key, list[IPAddress]] = {}
     for itf in interfaces:

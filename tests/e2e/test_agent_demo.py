@@ -103,6 +103,12 @@ def test_intent_changes_at_run_time_converge():
         assert m[("red-1", "green-2")].observed and m[("green-2", "red-2")].observed
         assert not m[("green-2", "blue-2")].observed
 
+        demo.write("green-2.yaml", GREEN_2.replace("demo/green", "demo/red"))   # its eth1 moves to red
+        m = cells(demo)
+        assert m[("green-2", "red-1")].observed and m[("green-2", "green-1")].observed
+        assert m[("red-2", "green-2")].observed_what == "ok:demo/green-2"
+        assert n2.history[-1]["kind"] == "diff"
+
         demo.remove("teams.yaml")                           # the VNR goes
         demo.write("demo.yaml", without(without(EXAMPLE, "NetworkPolicy"), "Pod", "blue-2"))   # a pod goes
         m = cells(demo)
