@@ -322,27 +322,41 @@ def _port_specs(rule) -> list[tuple]:
     return out
 
 
-def pod_policy(intent: Intent, pod: Pod, addrs: dict[Key, list[IPAddress]]) -> list[dict] | None:
+_TYPES = (("Ingress", "ingress", "egress", "src"), ("Egress", "egress", "ingress", "dst"))
+
+
+def _policy_rules(intent: Intent, np_, attr: str, vr_dir: str, peer_field: str, addrs) -> list[dict]:
+    """The pass rules one NetworkPolicy's ingress (or egress) list gives."""
+    rules = []
+    for rule in getattr(np_, attr):
+        peers = ["any"] if not rule.peers else \
+            [x for peer in rule.peers for x in _peer_prefixes(intent, addrs, np_.namespace, peer)]
+        for prefix in dict.fromkeys(peers):
+            for proto, dport in _port_specs(rule):
+                rules.append({peer_field: prefix, "proto": proto, "dport": dport, "direction": vr_dir,
+                              "action": "pass"})
+    return rules
+
+
+def pod_policy(intent: Intent, pod: Pod, addrs: dict[Key, list[IPAddress]],
+               cache: dict | None = None) -> list[dict] | None:
     """The rule list for every vif of ``pod`` (None: no policy selects it). Rules are vrouter.policy
-    dicts without ids."""
+    dicts without ids. ``cache`` (one dict per compile) keeps each policy's rules across pods."""
     sel = [np_ for np_ in intent.network_policies.values()
            if np_.namespace == pod.namespace and match_labels(np_.pod_selector, pod.labels)]
     if not sel:
         return None
+    cache = {} if cache is None else cache
     rules: list[dict] = []
-    for ptype, attr, vr_dir, peer_field in (("Ingress", "ingress", "egress", "src"),
-                                             ("Egress", "egress", "ingress", "dst")):
+    for ptype, attr, vr_dir, peer_field in _TYPES:
         isolating = [np_ for np_ in sel if ptype in np_.policy_types]
         if not isolating:
             continue
         for np_ in isolating:
-            for rule in getattr(np_, attr):
-                peers = ["any"] if not rule.peers else \
-                    [x for peer in rule.peers for x in _peer_prefixes(intent, addrs, np_.namespace, peer)]
-                for prefix in dict.fromkeys(peers):
-                    for proto, dport in _port_specs(rule):
-                        rules.append({peer_field: prefix, "proto": proto, "dport": dport,
-                                      "direction": vr_dir, "action": "pass"})
+            key = (np_.key, attr)
+            if key not in cache:
+                cache[key] = _policy_rules(intent, np_, attr, vr_dir, peer_field, addrs)
+            rules += cache[key]
         rules.append({"direction": vr_dir, "action": "deny"})
     return rules
 
@@ -406,7 +420,8 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
     by_vn: dict[Key, list[PodInterface]] = {}
     for itf in interfaces:
         by_vn.setdefault(itf.vn, []).append(itf)
-    policies = {p.key: pod_policy(intent, p, addrs) for p in pods}
+    pol_cache: dict = {}
+    policies = {p.key: pod_policy(intent, p, addrs, pol_cache) for p in pods}
     for itf in interfaces:
         st = nodes[itf.node]
         vn = intent.virtual_networks[itf.vn]
@@ -442,6 +457,8 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
                                     "rules": [{"id": n, **r} for n, r in enumerate(pol, 1)]}
 
     # routes
+    host = {(itf.node, itf.vif): [f"{a}/{a.max_prefixlen}" for a in itf.addresses] for itf in interfaces}
+    tunnels: dict[tuple, int] = {}
     for st in nodes.values():
         me = intent.nodes[st.name]
         for vk in [k for k in vns if vrf_ids[k] in st.vrfs]:
@@ -453,10 +470,12 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
                     if y.node == st.name:
                         nh = local_nh[(st.name, y.vif)]
                     else:
-                        nh = _tunnel(st, me, intent.nodes[y.node], alloc, encap, vnis[y.vn],
-                                     labels.get((y.node, y.vif)))
-                    for a in y.addresses:
-                        prefix = f"{a}/{a.max_prefixlen}"
+                        tk = (st.name, y.node, vnis[y.vn] if encap == "vxlan" else labels[(y.node, y.vif)])
+                        nh = tunnels.get(tk)
+                        if nh is None:
+                            nh = tunnels[tk] = _tunnel(st, me, intent.nodes[y.node], alloc, encap, vnis[y.vn],
+                                                       labels.get((y.node, y.vif)))
+                    for prefix in host[(y.node, y.vif)]:
                         if prefix in table:
                             if owner[prefix] != src_vn:
                                 warnings.append(f"{prefix} of {key_str(src_vn)} is not leaked into "

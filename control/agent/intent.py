@@ -745,6 +745,8 @@ def _validate(intent: Intent) -> None:
 
 # ---------------------------------------------------------------------------------------------- entry point
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml's, when PyYAML has it: ~10x faster
+
 SourceArg = str | os.PathLike | tuple[str, str]
 
 
@@ -777,7 +779,7 @@ def load(sources: SourceArg | Iterable[SourceArg], *, default_pod_cidr: str = "1
     for n, item in enumerate(sources, 1):
         name, text = _read(item, n)
         try:
-            docs = list(yaml.safe_load_all(text))
+            docs = list(yaml.load_all(text, Loader=_LOADER))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else None
