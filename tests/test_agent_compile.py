@@ -44,6 +44,20 @@ spec: {{v4SubnetReference: {{name: {name}-v4}}{f', vxlanNetworkIdentifier: {vni}
 """
 
 
+def vnr(name, type_, select, labels="{}", imports=()):
+    imp = ", ".join(f"{{virtualNetworkRouterSelector: {{matchLabels: {i}}}}}" for i in imports)
+    return f"""
+---
+apiVersion: core.contrail.juniper.net/v1alpha1
+kind: VirtualNetworkRouter
+metadata: {{name: {name}, namespace: default, labels: {labels}}}
+spec:
+  type: {type_}
+  virtualNetworkSelector: {{matchLabels: {select}}}
+  import: {{virtualNetworkRouters: [{imp}]}}
+"""
+
+
 def pod(name, node, net=None, labels=None, ns="default", ip=None):
     ann = {}
     if net:
@@ -110,32 +124,8 @@ def test_vnis_explicit_and_allocated_and_vrfs_stable():
 # ------------------------------------------------------------------ routes, warnings, errors
 
 def test_pod_routes_follow_the_leaks_and_a_hub_imports_spokes_only():
-    vnrs = """
----
-apiVersion: core.contrail.juniper.net/v1alpha1
-kind: VirtualNetworkRouter
-metadata: {name: hub, namespace: default, labels: {r: hub}}
-spec:
-  type: hub
-  virtualNetworkSelector: {matchLabels: {role: hub}}
-  import: {virtualNetworkRouters: [{virtualNetworkRouterSelector: {matchLabels: {r: spoke}}},
-                                   {virtualNetworkRouterSelector: {matchLabels: {r: hub2}}}]}
----
-apiVersion: core.contrail.juniper.net/v1alpha1
-kind: VirtualNetworkRouter
-metadata: {name: hub2, namespace: default, labels: {r: hub2}}
-spec:
-  type: hub
-  virtualNetworkSelector: {matchLabels: {role: hub2}}
----
-apiVersion: core.contrail.juniper.net/v1alpha1
-kind: VirtualNetworkRouter
-metadata: {name: spoke, namespace: default, labels: {r: spoke}}
-spec:
-  type: spoke
-  virtualNetworkSelector: {matchLabels: {role: spoke}}
-  import: {virtualNetworkRouters: [{virtualNetworkRouterSelector: {matchLabels: {r: hub}}}]}
-"""
+    vnrs = (vnr("hub", "hub", "{role: hub}", "{r: hub}", ["{r: spoke}", "{r: hub2}"]) +
+            vnr("hub2", "hub", "{role: hub2}", "{r: hub2}") + vnr("spoke", "spoke", "{role: spoke}", "{r: spoke}", ["{r: hub}"]))
     _, c = build(vn("h", "10.1.0.0/24", "{role: hub}"), vn("h2", "10.4.0.0/24", "{role: hub2}"),
                  vn("s1", "10.2.0.0/24", "{role: spoke}"), vn("s2", "10.3.0.0/24", "{role: spoke}"),
                  vnrs, pod("ph", "n1", "h"), pod("p1", "n1", "s1"), pod("p2", "n2", "s2"))
@@ -150,14 +140,8 @@ spec:
 
 
 def test_overlapping_leaked_address_keeps_the_own_network_and_warns():
-    vnr = """
----
-apiVersion: core.contrail.juniper.net/v1alpha1
-kind: VirtualNetworkRouter
-metadata: {name: m, namespace: default}
-spec: {type: mesh, virtualNetworkSelector: {matchLabels: {m: "1"}}}
-"""
-    _, c = build(vn("red", "10.1.0.0/24", '{m: "1"}'), vn("blue", "10.1.0.0/24", '{m: "1"}'), vnr,
+    mesh = vnr("m", "mesh", '{m: "1"}')
+    _, c = build(vn("red", "10.1.0.0/24", '{m: "1"}'), vn("blue", "10.1.0.0/24", '{m: "1"}'), mesh,
                  pod("r", "n1", "red"), pod("b", "n2", "blue"))
     assert addr(c, "r") == addr(c, "b") == "10.1.0.2"
     red = c.vrf_ids[("default", "red")]
@@ -248,21 +232,7 @@ def test_network_policy_rules_behave_like_kubernetes():
 
 
 def test_expect_follows_overlap_and_one_way_imports():
-    vnrs = """
----
-apiVersion: core.contrail.juniper.net/v1alpha1
-kind: VirtualNetworkRouter
-metadata: {name: a, namespace: default, labels: {r: a}}
-spec:
-  type: mesh
-  virtualNetworkSelector: {matchLabels: {n: a}}
-  import: {virtualNetworkRouters: [{virtualNetworkRouterSelector: {matchLabels: {r: b}}}]}
----
-apiVersion: core.contrail.juniper.net/v1alpha1
-kind: VirtualNetworkRouter
-metadata: {name: b, namespace: default, labels: {r: b}}
-spec: {type: mesh, virtualNetworkSelector: {matchLabels: {n: b}}}
-"""
+    vnrs = vnr("a", "mesh", "{n: a}", "{r: a}", ["{r: b}"]) + vnr("b", "mesh", "{n: b}", "{r: b}")
     it, c = build(vn("va", "10.1.0.0/24", "{n: a}"), vn("vb", "10.2.0.0/24", "{n: b}"),
                   vn("vc", "10.1.0.0/24"), vnrs, pod("pa", "n1", "va"), pod("pb", "n2", "vb"),
                   pod("pc", "n2", "vc"), pod("pa2", "n2", "va"))
