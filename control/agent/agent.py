@@ -209,11 +209,6 @@ class Agent:
                 log.error("intent refused, the previous one stays in force: %s", e)
             self.intent_error, self._stamp = str(e), stamp
             return False
-        self.intent, self.cluster, self.alloc = intent, cluster, cluster.alloc
-        self.intent_error, self._stamp = None, stamp     # (last: readers take stamp + converged as "done")
-        self._save_alloc()
-        for w in cluster.warnings:
-            log.warning("%s", w)
         for name in list(self.nodes):
             if name not in cluster.nodes or cluster.nodes[name].control != self.nodes[name].endpoint:
                 self.nodes.pop(name).client.close()
@@ -222,6 +217,13 @@ class Agent:
                 self.nodes[name] = NodeSync(name, st.control, C.Client(st.control, session=self.session,
                                                                           timeout=self.timeout, retries=1,
                                                                           curve=self.curve))
+        self.alloc = cluster.alloc
+        self._save_alloc()
+        for w in cluster.warnings:
+            log.warning("%s", w)
+        # last: another thread takes "stamp current and converged()" to mean this intent is in place
+        self.intent, self.cluster = intent, cluster
+        self.intent_error, self._stamp = None, stamp
         return True
 
     # -- pushing -----------------------------------------------------------
@@ -307,8 +309,10 @@ class Agent:
             stop.wait(interval)
 
     def converged(self) -> bool:
-        return self.cluster is not None and all(
-            ns.pushed is not None and ns.pushed == self.cluster.nodes[ns.name] for ns in self.nodes.values())
+        """Every node of the compiled cluster holds what the agent wants it to."""
+        cl = self.cluster
+        return cl is not None and all(
+            name in self.nodes and self.nodes[name].pushed == want for name, want in cl.nodes.items())
 
     def close(self) -> None:
         if self._pool is not None:

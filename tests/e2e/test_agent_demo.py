@@ -56,8 +56,12 @@ def cells(demo):
 def test_vrouter_demo_matrix(encap):
     r = subprocess.run([sys.executable, "-m", "vrouter", "demo", "--json", "--encap", encap], capture_output=True,
                        text=True, timeout=120)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    out = json.loads(r.stdout)
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"exit {r.returncode}: {r.stdout[-3000:]}{r.stderr[-3000:]}") from None
+    bad = [c for c in out["cells"] if not c["match"]]
+    assert r.returncode == 0 and not bad, (r.returncode, bad, out["nodes"], r.stderr[-3000:])
     assert out["ok"] and len(out["pods"]) == 8 and len(out["cells"]) == 56
     c = {(x["src"], x["dst"]): x for x in out["cells"]}
     assert c[("demo/red-1", "demo/green-1")]["observed"]                   # mesh
@@ -158,12 +162,14 @@ def test_vrouter_restart_and_agent_restart_resync():
         demo.lab.stop_node(node2)
         t0 = time.monotonic()
         demo.write("green-3.yaml", GREEN_2.replace("name: green-2", "name: green-3"), wait=False)
-        n1 = demo.agent.nodes["node-1"]
-        while (n1.pushed != demo.agent.cluster.nodes["node-1"] or "demo/green-3" not in
-               {f"{p[0]}/{p[1]}" for p in demo.agent.intent.pods}) and time.monotonic() - t0 < 10:
+        n1, t_n1 = demo.agent.nodes["node-1"], None
+        while time.monotonic() - t0 < 10 and (t_n1 is None or not n2.last_error):
+            if t_n1 is None and ("demo", "green-3") in demo.agent.intent.pods and \
+                    n1.pushed == demo.agent.cluster.nodes["node-1"]:
+                t_n1 = time.monotonic() - t0
             time.sleep(0.05)
-        assert n1.pushed == demo.agent.cluster.nodes["node-1"], n1
-        assert time.monotonic() - t0 < 5 and n2.last_error and n2.failures >= 1
+        assert t_n1 is not None and t_n1 < 3, (t_n1, n1.last_error)
+        assert n2.last_error and n2.failures >= 1
         demo.lab.restart_node(node2)
         demo.wait_converged()
         assert n2.history[-1]["kind"] == "snapshot"
