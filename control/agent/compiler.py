@@ -41,8 +41,7 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 
-from control.agent.intent import (IPAddress, Intent, IntentError, Key, Pod, Subnet, VirtualNetworkRouter,
-                                  match_labels)
+from control.agent.intent import IPAddress, Intent, IntentError, Key, Pod, Subnet, match_labels
 
 ROUTER_MAC = "00:00:5e:00:01:00"     # the gateway MAC every pod sees (the vrouter's default router_mac)
 FABRIC_VIF = 0
@@ -205,10 +204,6 @@ def leaks(intent: Intent, warnings: list[str] | None = None) -> dict[Key, set[Ke
                 warnings.append(f"VirtualNetworkRouter {key_str(k)} ({r.type}) imports {key_str(imp.key)} "
                                 f"({imp.type}): ignored (a mesh imports meshes, a hub spokes, a spoke hubs)")
     return out
-
-
-def vnr_types(intent: Intent) -> dict[Key, str]:
-    return {k: r.type for k, r in intent.virtual_network_routers.items()}
 
 
 # ---------------------------------------------------------------------------------------------- IPAM
