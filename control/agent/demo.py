@@ -173,25 +173,23 @@ class DemoCluster:
     def pods(self) -> list[I.Pod]:
         return [self.agent.intent.pods[k] for k in sorted(self.agent.intent.pods)]
 
-    def target(self, pod: I.Pod) -> str:
-        """The address probed for ``pod``: IPv4 of its last interface (the network its annotation names)."""
-        itfs = self.agent.cluster.interfaces_of(pod.key)
-        for itf in reversed(itfs):
-            for a in itf.addresses:
-                if a.version == 4:
-                    return str(a)
-        return str(itfs[-1].addresses[0])
+    def targets(self, pod: I.Pod) -> dict[int, str]:
+        """The addresses probed for ``pod``, by family: those of its last interface (the network its
+        annotation names), or of its first when it has only that one."""
+        itf = self.agent.cluster.interfaces_of(pod.key)[-1]
+        return {a.version: str(a) for a in itf.addresses}
 
     def matrix(self, timeout: float = 1.5) -> list[Cell]:
+        """Every pod to every other pod's address of each family, in one go (a prober per pod)."""
         pods = self.pods()
         exp = Expectation(self.agent.intent, self.agent.cluster)
-        targets = [(self.target(p), PORT) for p in pods]
-        probes = [(self.lab.pods[key_str(p.key)], [t for q, t in zip(pods, targets) if q.key != p.key]) for p in pods]
-        results = self.lab.probe_many(probes, timeout)
+        plan = [[(q, addr) for q in pods if q.key != p.key for _, addr in sorted(self.targets(q).items())]
+                for p in pods]
+        results = self.lab.probe_many([(self.lab.pods[key_str(p.key)], [(addr, PORT) for _, addr in todo])
+                                       for p, todo in zip(pods, plan)], timeout)
         cells = []
-        for p, res in zip(pods, results):
-            others = [q for q in pods if q.key != p.key]
-            for q, (addr, _), got in zip(others, [t for q2, t in zip(pods, targets) if q2.key != p.key], res):
+        for p, todo, res in zip(pods, plan, results):
+            for (q, addr), got in zip(todo, res):
                 who, why = exp.connect(p.key, addr, "tcp", PORT)
                 cells.append(Cell(key_str(p.key), key_str(q.key), addr, who == q.key,
                                   why if who in (None, q.key) else f"answered by {key_str(who)}: {why}",
@@ -227,24 +225,27 @@ def short(pod: str) -> str:
 
 def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, seconds: float,
            nets: dict[str, str] | None = None) -> str:
-    """The matrix as text; ``nets``: pod -> the network its probed address is on (row labels)."""
-    names = [short(p) for p in pods]
-    rows = [f"{n} ({short(nets[p])})" if nets else n for p, n in zip(pods, names)]
-    w = max(len(n) for n in rows) + 1
-    cw = max(max(len(n) for n in names), 5) + 1
-    by = {(c.src, c.dst): c for c in cells}
+    """The matrices as text (one per address family); ``nets``: pod -> the network its probed address is
+    on (row labels)."""
+    label = {p: f"{short(p)} ({short(nets[p])})" if nets else short(p) for p in pods}
+    w = max(len(x) for x in label.values()) + 1
+    cw = max(max(len(short(p)) for p in pods), 5) + 1
     lines = [f"Reachability: TCP port {PORT} from each pod (row) to each pod's network address (column), "
              f"{encap} between the nodes.",
-             "Each cell is expected/observed: Y reached, n not reached; a mismatch is marked with !", "",
-             " " * w + "".join(n.rjust(cw) for n in names)]
-    for p, n in zip(pods, rows):
-        row = n.ljust(w)
-        for q in pods:
-            c = by.get((p, q))
-            txt = "-" if c is None else f"{'Y' if c.expected else 'n'}/{'Y' if c.observed else 'n'}" + \
-                ("" if c.match else "!")
-            row += txt.rjust(cw)
-        lines.append(row)
+             "Each cell is expected/observed: Y reached, n not reached; a mismatch is marked with !"]
+    for fam in (4, 6):
+        by = {(c.src, c.dst): c for c in cells if (":" in c.address) == (fam == 6)}
+        cols = [q for q in pods if any(d == q for _, d in by)]
+        if not cols:
+            continue
+        lines += ["", f"IPv{fam}", " " * w + "".join(short(q).rjust(cw) for q in cols)]
+        for p in pods:
+            row = label[p].ljust(w)
+            for q in cols:
+                c = by.get((p, q))
+                row += ("-" if c is None else f"{'Y' if c.expected else 'n'}/{'Y' if c.observed else 'n'}"
+                        + ("" if c.match else "!")).rjust(cw)
+            lines.append(row)
     lines.append("")
     lines.append("Why not reached (expected), by kind:")
     kinds: dict[str, list[str]] = {}
@@ -253,7 +254,7 @@ def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, secon
             why = c.expected_why
             kind = ("policy" if why.startswith("NetworkPolicy") else "overlap" if why.startswith("answered by")
                     else "isolation")
-            kinds.setdefault(kind, []).append(f"{short(c.src)}->{short(c.dst)}")
+            kinds.setdefault(kind, []).append(f"{short(c.src)}->{short(c.dst)}" + (" (v6)" if ":" in c.address else ""))
     labels = {"isolation": "no route between the networks", "overlap": "the address leads to another pod "
               "(overlapping subnets: it answers, not the one asked for)", "policy": "denied by NetworkPolicy"}
     for k in ("isolation", "overlap", "policy"):

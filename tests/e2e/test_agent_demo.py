@@ -49,7 +49,8 @@ def cells(demo):
     bad = [c for c in got if not c.match]
     assert not bad, "\n".join(f"{c.src}->{c.dst} {c.address}: expected {c.expected} ({c.expected_why}), "
                               f"observed {c.observed_what}" for c in bad)
-    return {(c.src.split("/")[1], c.dst.split("/")[1]): c for c in got}
+    # (src, dst): the IPv4 cell; (src, dst, 6): the IPv6 one (dual-stack networks only)
+    return {(c.src.split("/")[1], c.dst.split("/")[1]) + ((6,) if ":" in c.address else ()): c for c in got}
 
 
 @pytest.mark.parametrize("encap", ["vxlan", "mplsoudp"])
@@ -62,8 +63,12 @@ def test_vrouter_demo_matrix(encap):
         raise AssertionError(f"exit {r.returncode}: {r.stdout[-3000:]}{r.stderr[-3000:]}") from None
     bad = [c for c in out["cells"] if not c["match"]]
     assert r.returncode == 0 and not bad, (r.returncode, bad, out["nodes"], r.stderr[-3000:])
-    assert out["ok"] and len(out["pods"]) == 8 and len(out["cells"]) == 56
-    c = {(x["src"], x["dst"]): x for x in out["cells"]}
+    assert out["ok"] and len(out["pods"]) == 8 and len(out["cells"]) == 56 + 35   # IPv4, IPv6 (5 dual-stack)
+    c = {(x["src"], x["dst"]): x for x in out["cells"] if ":" not in x["address"]}
+    c6 = {(x["src"], x["dst"]): x for x in out["cells"] if ":" in x["address"]}
+    assert c6[("demo/red-1", "demo/green-1")]["observed"] and c6[("demo/red-1", "demo/red-2")]["observed"]
+    assert c6[("demo/blue-1", "demo/red-2")]["observed_what"] == "ok:demo/blue-2"
+    assert not c6[("demo/green-1", "demo/blue-1")]["observed"]
     assert c[("demo/red-1", "demo/green-1")]["observed"]                   # mesh
     assert c[("demo/red-1", "demo/red-2")]["observed"]                     # one network, two nodes
     assert not c[("demo/red-1", "demo/blue-1")]["observed"]                # isolated
@@ -105,6 +110,7 @@ def test_intent_changes_at_run_time_converge():
         demo.write("green-2.yaml", GREEN_2)                 # a pod comes
         m = cells(demo)
         assert m[("red-1", "green-2")].observed and m[("green-2", "red-2")].observed
+        assert m[("red-1", "green-2", 6)].observed and m[("green-2", "red-2", 6)].observed
         assert not m[("green-2", "blue-2")].observed
 
         demo.write("green-2.yaml", GREEN_2.replace("demo/green", "demo/red"))   # its eth1 moves to red
