@@ -25,7 +25,7 @@ import ipaddress
 import numpy as np
 
 from vrouter import _ext
-from vrouter.flow import KEY_DTYPE, PROTOCOLS, V4_MAPPED, check_keys, make_key
+from vrouter.flow import PROTOCOLS, V4_MAPPED, check_keys, make_key
 
 RULE_DTYPE = np.dtype([("src", "u1", 16), ("dst", "u1", 16), ("src_len", "u1"), ("dst_len", "u1"),
                        ("family", "u1"), ("dir", "u1"), ("proto", "<u2"), ("sport_lo", "<u2"),
