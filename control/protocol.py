@@ -116,12 +116,13 @@ Python API
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 import msgpack
 import numpy as np
+
+from control import fields as F
 
 __all__ = ["VERSION", "MAX_MESSAGE", "MAX_ROUTES", "ERROR_CODES", "OPS", "ProtocolError", "Request", "Reply",
            "encode_request", "decode_request", "encode_reply", "encode_error", "decode_reply", "validate_body",
@@ -135,8 +136,8 @@ MAX_MAP = 1 << 16
 MAX_ROUTES = 1_000_000
 MAX_RULES = 65536
 U63 = (1 << 63) - 1
-VIF_MAX, NH_MAX, VNI_MAX = 4095, (1 << 24) - 1, (1 << 24) - 1
-LABEL_MIN, LABEL_MAX = 16, (1 << 20) - 1
+VIF_MAX, NH_MAX, VNI_MAX = F.VIF_MAX, F.NH_MAX, F.VNI_MAX
+LABEL_MIN, LABEL_MAX = F.LABEL_MIN, F.LABEL_MAX
 RULE_ID_MAX = (1 << 32) - 3
 NO_ROUTE = 0xFFFFFFFF
 
@@ -184,134 +185,55 @@ class Reply:
 
 
 # ------------------------------------------------------------------ field checks
-# A check is check(path, value) -> normalised value; it raises ProtocolError("invalid", path, why).
+# A check is check(path, value) -> normalised value; it raises ProtocolError("invalid", path, why). The
+# checks themselves are control.fields' (shared with node.yaml, the intent and the table facades).
 
 REQ = object()          # schema default meaning "required"
 _ABSENT = object()
+_show, _is_int = F.show, F.is_int
 
 
 def _bad(path, msg):
     raise ProtocolError(INVALID, path, msg)
 
 
-def _show(v) -> str:
-    """A short description of a value for messages (never the whole of a big or deep one)."""
-    if isinstance(v, (str, bytes, bytearray)):
-        return repr(v[:40]) + ("..." if len(v) > 40 else "")
-    if isinstance(v, (list, tuple, dict)):
-        return f"a {type(v).__name__} of {len(v)}"
-    if v is None or isinstance(v, (bool, int, float)):
-        return repr(v)
-    return f"a {type(v).__name__}"
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _f(fn, *args, **kw):
+    """A protocol check from a control.fields checker: FieldError becomes ProtocolError("invalid")."""
+    def check(p, v):
+        try:
+            return fn(p, v, *args, **kw)
+        except F.FieldError as e:
+            raise ProtocolError(INVALID, e.path, e.msg) from None
+    return check
 
 
 def _int(lo, hi):
-    def check(p, v):
-        if not _is_int(v):
-            _bad(p, f"must be an integer {lo}..{hi}, got {_show(v)}")
-        if not lo <= v <= hi:
-            _bad(p, f"must be {lo}..{hi}, got {v}")
-        return int(v)
-    return check
+    return _f(F.integer, lo, hi)
 
 
-def _bool(p, v):
-    if not isinstance(v, bool):
-        _bad(p, f"must be true or false, got {_show(v)}")
-    return v
+_bool = _f(F.boolean)
 
 
 def _str(lo, hi, pattern=None, what="a string"):
-    rx = re.compile(pattern) if pattern else None
-
-    def check(p, v):
-        if not isinstance(v, str):
-            _bad(p, f"must be {what}, got {_show(v)}")
-        if not lo <= len(v) <= hi:
-            _bad(p, f"must be {lo}..{hi} characters, got {len(v)}")
-        if rx and (not rx.fullmatch(v) or v in (".", "..")):
-            _bad(p, f"must be {what}, got {_show(v)}")
-        return v
-    return check
+    return _f(F.string, lo, hi, pattern, what)
 
 
 def _enum(*choices):
-    def check(p, v):
-        if not isinstance(v, (str, int)) or isinstance(v, bool) or v not in choices:
-            _bad(p, f"must be one of {', '.join(map(str, choices))}, got {_show(v)}")
-        return v
-    return check
-
-
-_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+    return _f(F.choice, choices)
 
 
 def _mac(unicast=True):
-    def check(p, v):
-        if not isinstance(v, str) or not _MAC.fullmatch(v):
-            _bad(p, f"must be a MAC like '02:00:00:00:00:01', got {_show(v)}")
-        v = v.lower()
-        if v == "00:00:00:00:00:00":
-            _bad(p, "the all-zero MAC is not an address")
-        if unicast and int(v[:2], 16) & 1:
-            _bad(p, f"{v} is a group (multicast) address")
-        return v
-    return check
-
-
-def _unicast_problem(a):
-    """Why an address cannot be a unicast host address (as vrouter.nexthop.unicast_problem), or None."""
-    if a.version == 4:
-        first = a.packed[0]
-        return ("is in 0.0.0.0/8" if first == 0 else "is a loopback address" if first == 127 else
-                "is reserved / broadcast" if first >= 240 else "is a multicast address" if first >= 224 else None)
-    if a.is_multicast:
-        return "is a multicast address"
-    if a.is_unspecified or a.is_loopback:
-        return "is not a unicast address"
-    return None
-
-
-def _parse(p, v, parser, what, slash):
-    """ipaddress parse of a plain string (no scope, IPv4-mapped refused) or ProtocolError."""
-    if not isinstance(v, str) or len(v) > 64 or "%" in v or ("/" in v) != slash:
-        _bad(p, f"must be {what}, got {_show(v)}")
-    try:
-        x = parser(v)
-    except ValueError as e:
-        _bad(p, f"invalid {what.split(' ', 1)[1]} {v!r} ({e})")
-    a = getattr(x, "network_address", getattr(x, "ip", x))
-    if a.version == 6 and a.ipv4_mapped is not None:
-        _bad(p, f"{v} is IPv4-mapped; give the IPv4 form")
-    return x, a
+    return _f(F.mac, unicast=unicast)
 
 
 def _addr(version=None, unicast=True):
-    def check(p, v):
-        x, _ = _parse(p, v, ipaddress.ip_address, "an IP address", False)
-        if version and x.version != version:
-            _bad(p, f"must be an IPv{version} address, got {x}")
-        if unicast and (why := _unicast_problem(x)):
-            _bad(p, f"{x} {why}")
-        return str(x)
-    return check
+    check = _f(F.address, version, unicast=unicast)
+    return lambda p, v: str(check(p, v))
 
 
 def _net(p, v, version=None):
     """A strict CIDR string (host bits zero) or ip_network -> ip_network."""
-    if isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        x = v
-        if x.version == 6 and x.network_address.ipv4_mapped is not None:
-            _bad(p, f"{x} is IPv4-mapped; give the IPv4 form")
-    else:
-        x, _ = _parse(p, v, lambda s: ipaddress.ip_network(s, strict=True), "a CIDR prefix", True)
-    if version and x.version != version:
-        _bad(p, f"must be an IPv{version} prefix, got {x}")
-    return x
+    return _f(F.network, version)(p, v)
 
 
 def _prefix(version=None):
@@ -323,14 +245,8 @@ def _any_or(check):
 
 
 def _iface(version):
-    def check(p, v):
-        x, a = _parse(p, v, ipaddress.ip_interface, f"an IPv{version} address/length", True)
-        if x.version != version:
-            _bad(p, f"must be an IPv{version} address/length, got {x}")
-        if why := _unicast_problem(a):
-            _bad(p, f"{a} {why}")
-        return str(x)
-    return check
+    check = _f(F.interface, version)
+    return lambda p, v: str(check(p, v))
 
 
 def _bytes(lo, hi):
@@ -406,35 +322,29 @@ def _select(p, v, name, check, default=REQ):
     return check(f"{p}.{name}", v[name])
 
 
-VRF, VIF_ID, NH_ID = _int(0, 65535), _int(0, VIF_MAX), _int(0, NH_MAX)
+VRF, VIF_ID, NH_ID = _int(0, F.VRF_MAX), _int(0, VIF_MAX), _int(0, NH_MAX)
 LABEL, VNI, PORT = _int(LABEL_MIN, LABEL_MAX), _int(0, VNI_MAX), _int(0, 65535)
 GENERATION = _int(0, U63)
-PROTO_NAMES = ("tcp", "udp", "icmp", "icmp6")
-ID_RANGES = {"vrf": (0, 65535), "vif": (0, VIF_MAX), "nh": (0, NH_MAX), "label": (LABEL_MIN, LABEL_MAX),
+ID_RANGES = {"vrf": (0, F.VRF_MAX), "vif": (0, VIF_MAX), "nh": (0, NH_MAX), "label": (LABEL_MIN, LABEL_MAX),
              "vni": (0, VNI_MAX)}
 
 
 def _proto(any_ok):
-    names = ("any",) * any_ok + PROTO_NAMES
+    """A protocol name of control.fields.PROTOCOLS (kept as the name: the tables take names) or 0..255."""
+    check = _f(F.proto, any_ok=any_ok)
 
-    def check(p, v):
-        if isinstance(v, str) and v in names:
-            return v
-        if _is_int(v) and 0 <= v <= 255:
-            return int(v)
-        _bad(p, f"must be {', '.join(names)} or 0..255, got {_show(v)}")
-    return check
+    def proto(p, v):
+        check(p, v)
+        return v.lower() if isinstance(v, str) else int(v)
+    return proto
 
 
 def _ports(p, v):
-    """A rule's sport/dport: "any", a port, or [lo, hi] inclusive."""
-    if (isinstance(v, str) and v == "any") or (_is_int(v) and 0 <= v <= 65535):
-        return v
-    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and 0 <= x <= 65535 for x in v):
-        if v[0] > v[1]:
-            _bad(p, f"inverted port range {v[0]}..{v[1]}")
-        return [int(v[0]), int(v[1])]
-    _bad(p, f"must be 'any', a port 0..65535 or [lo, hi], got {_show(v)}")
+    """A rule's sport/dport: "any", a port, or [lo, hi] inclusive (kept in the form given)."""
+    lo, hi = _f(F.ports)(p, v)
+    if isinstance(v, str) or _is_int(v):
+        return v if isinstance(v, str) else int(v)
+    return [lo, hi]
 
 
 def _same_family(p, out, a="src", b="dst"):
@@ -452,9 +362,7 @@ def _id_range(p, ident, kind):
 
 # ------------------------------------------------------------------ vifs
 
-_IFNAME = r"[A-Za-z0-9_.\-]{1,15}"
-_TAP = {"name": (_str(1, 15, _IFNAME, "an interface name ([A-Za-z0-9_.-], 1..15)"), REQ),
-        "netns": (_str(1, 255, r"[^/\x00]+", "a namespace name"), None),
+_TAP = {"name": (_f(F.ifname), REQ), "netns": (_f(F.netns_name), None),
         "pod_mac": (_mac(), REQ), "ip": (_iface(4), None), "ip6": (_iface(6), None),
         "default_route": (_bool, True), "routes": (_list(_prefix(), 0, 256), [])}
 _VIF = {"id": (VIF_ID, REQ), "kind": (_enum("virtual", "fabric", "host"), REQ), "vrf": (VRF, 0),

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from control import fields as F
 from vrouter import _ext
 
 NS = 1_000_000_000
@@ -46,7 +47,7 @@ ACTIONS = {"forward": 0, "drop": 1}
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 DROP_REASONS = _ext.flow_drop_names()          # index = C enum value
 TCP_SYN, TCP_EST, TCP_FIN, TCP_RST = 1, 2, 4, 8
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "ipv6-icmp": 58}
+PROTOCOLS = F.PROTOCOLS
 V4_MAPPED = bytes(10) + b"\xff\xff"
 
 
@@ -87,36 +88,19 @@ class InsertResult(NamedTuple):
 # ------------------------------------------------------------- input checks
 
 def _proto(value) -> int:
-    if isinstance(value, str):
-        try:
-            return PROTOCOLS[value.lower()]
-        except KeyError:
-            raise ValueError(f"proto: unknown protocol name {value!r}") from None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 255:
-        raise ValueError(f"proto: must be 0..255 or a name, got {value!r}")
-    return int(value)
+    return F.proto("proto", value)
 
 
 def _u16(field: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 65535:
-        raise ValueError(f"{field}: must be an integer 0..65535, got {value!r}")
-    return int(value)
+    return F.integer(field, value, 0, 65535)
 
 
 def _u32(field: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 0xFFFFFFFF:
-        raise ValueError(f"{field}: must be an integer 0..2**32-1, got {value!r}")
-    return int(value)
+    return F.integer(field, value, 0, 0xFFFFFFFF)
 
 
 def _addr(field: str, value):
-    try:
-        a = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{field}: not an IPv4/IPv6 address: {value!r}") from None
-    if a.version == 6 and a.ipv4_mapped is not None:
-        raise ValueError(f"{field}: IPv4-mapped IPv6 address; give the IPv4 address instead")
-    return a
+    return F.address(field, value)
 
 
 def addr_bytes(a) -> bytes:

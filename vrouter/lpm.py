@@ -24,6 +24,7 @@ import ipaddress
 
 import numpy as np
 
+from control import fields as F
 from vrouter import _ext
 
 NO_ROUTE = _ext.LPM_NO_ROUTE_VALUE
@@ -35,12 +36,7 @@ __all__ = ["Lpm4", "Lpm6", "NO_ROUTE", "MAX_NH", "MAX_VRF", "IMPLS", "Concurrent
 
 
 def _int_arg(value, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    value = int(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} {value} out of range {lo}..{hi}")
-    return value
+    return F.integer(name, value, lo, hi)
 
 
 def _vrf(vrf) -> int:
@@ -80,17 +76,10 @@ class _Lpm:
             if addr & ((1 << (self._bits - length)) - 1):
                 raise ValueError(f"host bits set in prefix {prefix!r} (rejected, not normalised)")
             return addr, length
-        if isinstance(prefix, str):
-            try:
-                net = ipaddress.ip_network(prefix, strict=True)
-            except ValueError as e:
-                raise ValueError(f"bad prefix {prefix!r}: {e}") from None
-        elif isinstance(prefix, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            net = prefix
-        else:
-            raise TypeError(f"prefix must be a string, ip_network or (int, len), not {type(prefix).__name__}")
-        if net.version != self._version:
-            raise ValueError(f"prefix {net} is not IPv{self._version}")
+        if not isinstance(prefix, (str, ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            raise F.FieldTypeError("prefix", f"must be a string, ip_network or (int, len), not "
+                                             f"{type(prefix).__name__}")
+        net = F.network("prefix", prefix, self._version)
         return int(net.network_address), net.prefixlen
 
     def _address(self, addr) -> int:
@@ -175,9 +164,14 @@ class _Lpm:
         return self._t.lookup_batch(_vrf(vrf), self._batch_keys(keys, "keys"), _ext.LPM_IMPLS[impl])
 
     # -- inspection --------------------------------------------------------
+    def dump(self, vrf) -> tuple:
+        """The VRF's routes as numpy columns (addrs, lens, nhs), sorted by address, then prefix length:
+        addrs uint32 host order (IPv4) or (n, 16) uint8 (IPv6), lens uint8, nhs uint32."""
+        return self._t.dump(_vrf(vrf))
+
     def routes(self, vrf) -> list:
         """[(network, nh)] sorted by address, then prefix length."""
-        keys, lens, nhs = self._t.dump(_vrf(vrf))
+        keys, lens, nhs = self.dump(vrf)
         return [(self._network(k, int(l)), int(h)) for k, l, h in zip(self._dump_keys(keys), lens, nhs)]
 
     def count(self, vrf=None) -> int:

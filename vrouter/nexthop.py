@@ -24,6 +24,7 @@ import ipaddress
 
 import numpy as np
 
+from control import fields as F
 from vrouter import _ext
 
 _C = _ext.nh_constants()
@@ -59,103 +60,33 @@ _NH_DEFAULTS = {"vif": None, "dmac": None, "smac": None, "encap": "vxlan", "src"
                 "vni": None, "label": None, "inner_dmac": None, "ttl": 0, "vrf": None, "members": None}
 
 
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+_is_int = F.is_int
 
 
 def _int(where, value, lo, hi):
-    if not _is_int(value):
-        raise TypeError(f"{where}: must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{where}: must be {lo}..{hi}, got {value}")
-    return int(value)
+    return F.integer(where, value, lo, hi)
 
 
 def _bool(where, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: must be a bool, got {value!r}")
-    return bool(value)
+    return F.boolean(where, value)
 
 
 def mac_bytes(where, value, *, unicast=True):
-    """'aa:bb:cc:dd:ee:ff' (or '-' separated, or 6 bytes) -> 6 bytes; never
-    all-zero; with unicast, not a group (multicast/broadcast) address."""
-    if isinstance(value, (bytes, bytearray)):
-        b = bytes(value)
-        if len(b) != 6:
-            raise ValueError(f"{where}: a MAC is 6 bytes, got {len(b)}")
-    elif isinstance(value, str):
-        parts = value.replace("-", ":").split(":")
-        try:
-            if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
-                raise ValueError
-            b = bytes(int(p, 16) for p in parts)
-        except ValueError:
-            raise ValueError(f"{where}: not a MAC address: {value!r}") from None
-    else:
-        raise TypeError(f"{where}: a MAC must be a string like '02:00:00:00:00:01', got {value!r}")
-    if b == bytes(6):
-        raise ValueError(f"{where}: the all-zero MAC is not an address")
-    if unicast and b[0] & 1:
-        raise ValueError(f"{where}: {mac_str(b)} is a group (multicast) address")
-    return b
+    return F.mac_bytes(where, value, unicast=unicast)
 
 
-def mac_str(b):
-    return ":".join(f"{x:02x}" for x in b)
-
-
-def unicast_problem(a):
-    """Why an address cannot be a unicast host address, or None. IPv4: not
-    0/8, 127/8, 224/4 (multicast), 240/4 (reserved, broadcast); IPv6: not
-    ::, ::1, ff00::/8, nor IPv4-mapped (give the IPv4 address)."""
-    if a.version == 4:
-        first = a.packed[0]
-        if first == 0:
-            return "is in 0.0.0.0/8"
-        if first == 127:
-            return "is a loopback address"
-        if first >= 240:
-            return "is reserved / broadcast"
-        if first >= 224:
-            return "is a multicast address"
-        return None
-    if a.ipv4_mapped is not None:
-        return "is IPv4-mapped; give the IPv4 address"
-    if a.is_multicast:
-        return "is a multicast address"
-    if a.is_unspecified or a.is_loopback:
-        return "is not a unicast address"
-    return None
+mac_str = F.mac_text
 
 
 def ip_unicast(where, value, version=None):
-    if not isinstance(value, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        raise TypeError(f"{where}: must be an IP address string, got {value!r}")
-    try:
-        a = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{where}: not an IP address: {value!r}") from None
-    if version is not None and a.version != version:
-        raise ValueError(f"{where}: must be an IPv{version} address, got {value}")
-    why = unicast_problem(a)
-    if why:
-        raise ValueError(f"{where}: {a} {why}")
-    return a
+    return F.address(where, value, version, unicast=True)
 
 
 def prefix_record(where, value, fabric=False):
     """'10.1.0.2/32' / '2001:db8::/64' -> (16-byte addr, len in 128-bit space, family)."""
-    if not isinstance(value, (str, ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        raise TypeError(f"{where}: must be a prefix string like '10.1.0.2/32', got {value!r}")
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise ValueError(f"{where}: invalid prefix {value!r} ({e})") from None
-    if net.version == 6 and net.network_address.ipv4_mapped is not None:
-        raise ValueError(f"{where}: IPv4-mapped IPv6 prefix {net}; give the IPv4 prefix")
+    net = F.network(where, value)
     if fabric and net.prefixlen != net.max_prefixlen:
-        raise ValueError(f"{where}: a fabric vif lists the node's own addresses (/32 or /128), got {net}")
+        raise F.FieldError(where, f"a fabric vif lists the node's own addresses (/32 or /128), got {net}")
     if net.version == 4:
         return V4_MAPPED + net.network_address.packed, 96 + net.prefixlen, 4
     return net.network_address.packed, net.prefixlen, 6

@@ -20,12 +20,11 @@ connections within one full sweep pass: capacity/2 / budget sweep calls
 """
 from __future__ import annotations
 
-import ipaddress
-
 import numpy as np
 
+from control import fields as F
 from vrouter import _ext
-from vrouter.flow import PROTOCOLS, V4_MAPPED, check_keys, make_key
+from vrouter.flow import V4_MAPPED, check_keys, make_key
 
 RULE_DTYPE = np.dtype([("src", "u1", 16), ("dst", "u1", 16), ("src_len", "u1"), ("dst_len", "u1"),
                        ("family", "u1"), ("dir", "u1"), ("proto", "<u2"), ("sport_lo", "<u2"),
@@ -48,44 +47,16 @@ def _prefix(where, value):
     """Returns (net or None for any)."""
     if value is None or value == "any":
         return None
-    if not isinstance(value, str):
-        raise ValueError(f"{where}: prefix must be a string like '10.0.0.0/8' or 'any', got {value!r}")
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise ValueError(f"{where}: invalid prefix {value!r} ({e})") from None
-    if net.version == 6 and net.network_address.ipv4_mapped is not None:
-        raise ValueError(f"{where}: IPv4-mapped IPv6 prefix; give the IPv4 prefix instead")
-    return net
+    return F.network(where, value)
 
 
 def _ports(where, value):
-    if value is None or value == "any":
-        return 0, 65535
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        lo = hi = int(value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and \
-            all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
-        lo, hi = int(value[0]), int(value[1])
-    else:
-        raise ValueError(f"{where}: port must be 'any', an int or a (lo, hi) pair, got {value!r}")
-    if not (0 <= lo <= 65535 and 0 <= hi <= 65535):
-        raise ValueError(f"{where}: ports must be in 0..65535, got {value!r}")
-    if lo > hi:
-        raise ValueError(f"{where}: inverted port range {lo}..{hi}")
-    return lo, hi
+    return F.ports(where, value)
 
 
 def _proto(where, value):
-    if value is None or value == "any":
-        return PROTO_ANY
-    if isinstance(value, str):
-        if value.lower() not in PROTOCOLS:
-            raise ValueError(f"{where}: unknown protocol name {value!r}")
-        return PROTOCOLS[value.lower()]
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value <= 255:
-        return int(value)
-    raise ValueError(f"{where}: protocol must be a name, 0..255 or 'any', got {value!r}")
+    p = F.proto(where, value if value is not None else "any", any_ok=True)
+    return PROTO_ANY if p is None else p
 
 
 def _choice(where, value, table):
