@@ -81,7 +81,15 @@ class ControlServer:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        s = self.ctx.socket(zmq.ROUTER)
+        """Bind and start the thread; a failure (address in use, bad key, ...) leaves nothing open."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        s = self.sock = self.ctx.socket(zmq.ROUTER)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.ROUTER_MANDATORY, 1)
         s.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
@@ -111,7 +119,6 @@ class ControlServer:
             os.chmod(path, 0o600)
         else:
             s.bind(self.endpoint)
-        self.sock = s
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)
         self._thread.start()
         log.info("control listening", extra={"fields": {"endpoint": self.endpoint, "instance": self.instance}})

@@ -3,4 +3,4 @@
 The C tables and packet path live in ``vrouter._ext`` (built from ext/);
 the modules here are the Python facades and the node process around them.
 """
-__version__ = "0.1.0"
+from control.version import __version__  # noqa: F401 - the distribution's one version

@@ -16,12 +16,19 @@ import sys
 from vrouter import tabledemo
 
 
+def version_text() -> str:
+    from control.protocol import VERSION
+    from control.version import __version__
+    return f"vrouter {__version__} (control protocol v{VERSION}, Python {sys.version.split()[0]})"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["demo"]:      # its own options: control/agent/demo.py
         from control.agent import demo as cluster_demo
         return cluster_demo.main(argv[1:])
     parser = argparse.ArgumentParser(prog="vrouter", description="userspace overlay vRouter data plane")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="the two-node cluster demo (vrouter demo --help)")
     demo = sub.add_parser("table-demo", help="load the real routing table and answer lookups")
@@ -40,8 +47,13 @@ def main(argv=None) -> int:
             print(f"vrouter run: {args.config}: {e}", file=sys.stderr)
             return 2
         if args.check:
+            try:
+                node.CheckNode(conf).check()
+            except config.ConfigError as e:
+                print(f"vrouter run: {args.config}: {e}", file=sys.stderr)
+                return 2
             print(f"vrouter run: {args.config}: ok ({len(conf.vifs)} vifs, {len(conf.nexthops)} next hops, "
-                  f"{len(conf.routes)} routes)")
+                  f"{len(conf.routes)} routes, {len(conf.labels)} labels, {len(conf.vnis)} VNIs)")
             return 0
         return node.run(conf)
     if args.cmd == "table-demo":

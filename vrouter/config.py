@@ -50,13 +50,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass, field
+
+from control import fields as F
 
 FABRIC_VIF = 0
 DEFAULT_ROUTER_MAC = "00:00:5e:00:01:00"
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 
 
 class ConfigError(ValueError):
@@ -110,11 +109,9 @@ class NodeConf:
     vnis: list[dict] = field(default_factory=list)
 
 
-def _section(d, name: str, where: str, required=False) -> dict:
+def _section(d, name: str, where: str) -> dict:
     v = d.get(name)
     if v is None:
-        if required:
-            raise ConfigError(f"{where}{name}: missing")
         return {}
     if not isinstance(v, dict):
         raise ConfigError(f"{where}{name}: must be a mapping, got {type(v).__name__}")
@@ -130,79 +127,60 @@ def _list(d, name: str) -> list:
     return v
 
 
+def _items(d, name: str) -> list[dict]:
+    """A list of mappings (the static tables' entries)."""
+    out = _list(d, name)
+    for i, x in enumerate(out):
+        if not isinstance(x, dict):
+            raise ConfigError(f"{name}[{i}]: must be a mapping, got {type(x).__name__}")
+    return out
+
+
 def _unknown(d: dict, allowed, where: str) -> None:
-    extra = sorted(set(d) - set(allowed))
+    extra = sorted(set(d) - set(allowed), key=str)
     if extra:
         raise ConfigError(f"{where}{extra[0]}: unknown field (known: {', '.join(sorted(allowed))})")
 
 
+def _get(d, name, where, default=None):
+    v = d.get(name, default)
+    if v is None:
+        raise ConfigError(f"{where}{name}: missing")
+    return v
+
+
 def _int(d, name, where, lo, hi, default=None):
-    v = d.get(name, default)
-    if v is None:
-        raise ConfigError(f"{where}{name}: missing")
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ConfigError(f"{where}{name}: must be an integer {lo}..{hi}, got {v!r}")
-    return v
+    return F.integer(f"{where}{name}", _get(d, name, where, default), lo, hi)
 
 
-def _str(d, name, where, default=None, choices=None, pattern=None):
-    v = d.get(name, default)
-    if v is None:
-        raise ConfigError(f"{where}{name}: missing")
-    if not isinstance(v, str) or not v:
-        raise ConfigError(f"{where}{name}: must be a non-empty string, got {v!r}")
-    if choices and v not in choices:
-        raise ConfigError(f"{where}{name}: must be one of {', '.join(choices)}, got {v!r}")
-    if pattern and not pattern.match(v):
-        raise ConfigError(f"{where}{name}: malformed value {v!r}")
-    return v
+def _str(d, name, where, default=None, choices=None):
+    v = F.string(f"{where}{name}", _get(d, name, where, default), 1, 4096, what="a non-empty string")
+    return F.choice(f"{where}{name}", v, choices) if choices else v
 
 
 def _mac(d, name, where, default=None, required=True):
     v = d.get(name, default)
     if v is None and not required:
         return None
-    v = _str({name: v}, name, where, pattern=_MAC)
-    if int(v.split(":")[0], 16) & 1:
-        raise ConfigError(f"{where}{name}: {v} is a multicast MAC")
-    return v.lower()
+    return F.mac(f"{where}{name}", _get(d, name, where, default))
 
 
 def _bool(d, name, where, default=False) -> bool:
-    v = d.get(name, default)
-    if not isinstance(v, bool):
-        raise ConfigError(f"{where}{name}: must be true or false, got {v!r}")
-    return v
+    return F.boolean(f"{where}{name}", d.get(name, default))
 
 
-def _addr(d, name, where, version, required=False):
+def _addr(d, name, where, version):
     v = d.get(name)
-    if v is None:
-        if required:
-            raise ConfigError(f"{where}{name}: missing")
-        return None
-    try:
-        a = ipaddress.ip_address(str(v))
-    except ValueError:
-        raise ConfigError(f"{where}{name}: not an IP address: {v!r}") from None
-    if a.version != version:
-        raise ConfigError(f"{where}{name}: must be an IPv{version} address, got {v}")
-    return a
+    return None if v is None else F.address(f"{where}{name}", str(v), version)
 
 
 def _iface(d, name, where, version):
     v = d.get(name)
     if v is None:
         return None
-    try:
-        i = ipaddress.ip_interface(str(v))
-    except ValueError:
-        raise ConfigError(f"{where}{name}: not an address/prefix length: {v!r}") from None
-    if i.version != version:
-        raise ConfigError(f"{where}{name}: must be IPv{version}, got {v}")
     if "/" not in str(v):
         raise ConfigError(f"{where}{name}: give the subnet's prefix length too, e.g. {v}/24")
-    return i
+    return F.interface(f"{where}{name}", str(v), version)
 
 
 NODE_FIELDS = ("name", "workers", "cpus", "flow_table_size", "router_mac", "log_format", "run_dir", "control",
@@ -214,7 +192,17 @@ TOP_FIELDS = ("node", "fabric", "vifs", "nexthops", "routes", "labels", "vnis")
 
 
 def parse(doc) -> NodeConf:
-    """Validate a loaded YAML document; raise ConfigError naming the first bad field."""
+    """Validate a loaded YAML document; raise ConfigError naming the first bad field. The node and
+    fabric sections and the vifs are checked here; the static tables (nexthops, routes, labels, vnis)
+    are checked by compiling them to control-protocol operations (vrouter.static), as the node does
+    at start, so ``vrouter run --check`` refuses exactly what start-up would."""
+    try:
+        return _parse(doc)
+    except F.FieldError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _parse(doc) -> NodeConf:
     if not isinstance(doc, dict):
         raise ConfigError(f"the configuration must be a mapping, got {type(doc).__name__}")
     _unknown(doc, TOP_FIELDS, "")
@@ -242,7 +230,7 @@ def parse(doc) -> NodeConf:
         log_format=_str(n, "log_format", "node.", "text", ("text", "json")),
         run_dir=_str(n, "run_dir", "node.", "/run/vrouter"),
         control=_control(n),
-        control_keys=n.get("control_keys"),
+        control_keys=_control_keys(n),
         stats_interval=float(interval),
         fabric=None,
         metrics=_metrics(n),
@@ -251,24 +239,22 @@ def parse(doc) -> NodeConf:
     if f:
         _unknown(f, FABRIC_FIELDS, "fabric.")
         conf.fabric = FabricConf(
-            interface=_str(f, "interface", "fabric.", pattern=_IFNAME),
+            interface=F.ifname("fabric.interface", _get(f, "interface", "fabric.")),
             io=_str(f, "io", "fabric.", "auto", ("auto", "xdp", "afpacket")),
             xdp_mode=_str(f, "xdp_mode", "fabric.", "native", ("native", "skb")),
             ip=_addr(f, "ip", "fabric.", 4), ip6=_addr(f, "ip6", "fabric.", 6),
             gateway_mac=_mac(f, "gateway_mac", "fabric.", required=False))
         if conf.fabric.ip is None and conf.fabric.ip6 is None:
             raise ConfigError("fabric.ip: the fabric needs an IPv4 (ip) or IPv6 (ip6) address")
-    ids, names, nh_ids = set(), set(), set()
-    for i, v in enumerate(_list(doc, "vifs")):
+    ids, names = set(), set()
+    for i, v in enumerate(_items(doc, "vifs")):
         w = f"vifs[{i}]."
-        if not isinstance(v, dict):
-            raise ConfigError(f"vifs[{i}]: must be a mapping")
         _unknown(v, VIF_FIELDS, w)
-        vid = _int(v, "id", w, 1, 4095)
+        vid = _int(v, "id", w, 1, F.VIF_MAX)
         if vid in ids:
             raise ConfigError(f"{w}id: vif {vid} defined twice")
         ids.add(vid)
-        name = _str(v, "name", w, pattern=_IFNAME)
+        name = F.ifname(f"{w}name", _get(v, "name", w))
         if name in names:
             raise ConfigError(f"{w}name: {name} used twice")
         names.add(name)
@@ -282,54 +268,50 @@ def parse(doc) -> NodeConf:
             if g is not None and g == a.ip:
                 raise ConfigError(f"{w}{gname}: {g} is the pod's own address")
         netns = v.get("netns")
-        if netns is not None and (not isinstance(netns, str) or not netns or "/" in netns):
-            raise ConfigError(f"{w}netns: must be a namespace name, got {netns!r}")
-        nh = _int(v, "nh", w, 0, (1 << 24) - 1, vid)
-        if nh in nh_ids:
-            raise ConfigError(f"{w}nh: next hop {nh} used twice")
-        nh_ids.add(nh)
         conf.vifs.append(VifConf(
-            id=vid, name=name, vrf=_int(v, "vrf", w, 0, 65535), mac=_mac(v, "mac", w), ip=ip, gateway=gw,
-            ip6=ip6, gateway6=gw6, netns=netns, mtu=_int(v, "mtu", w, 1280 if ip6 else 68, 9000, 1500),
-            policy=_bool(v, "policy", w), nh=nh))
-    for i, x in enumerate(_list(doc, "nexthops")):
-        if not isinstance(x, dict):
-            raise ConfigError(f"nexthops[{i}]: must be a mapping")
-        nid = _int(x, "id", f"nexthops[{i}].", 0, (1 << 24) - 1)
-        if nid in nh_ids:
-            raise ConfigError(f"nexthops[{i}].id: next hop {nid} defined twice (vifs make their own)")
-        nh_ids.add(nid)
-        _str(x, "type", f"nexthops[{i}].")
-        conf.nexthops.append(dict(x))
-    for i, r in enumerate(_list(doc, "routes")):
-        w = f"routes[{i}]."
-        if not isinstance(r, dict):
-            raise ConfigError(f"routes[{i}]: must be a mapping")
-        _unknown(r, ("vrf", "prefix", "nh"), w)
-        _int(r, "vrf", w, 0, 65535)
-        _int(r, "nh", w, 0, (1 << 24) - 1)
-        try:
-            ipaddress.ip_network(str(r.get("prefix")), strict=True)
-        except ValueError as e:
-            raise ConfigError(f"{w}prefix: {e}") from None
-        conf.routes.append(dict(r))
-    for i, x in enumerate(_list(doc, "labels")):
-        w = f"labels[{i}]."
-        if not isinstance(x, dict):
-            raise ConfigError(f"labels[{i}]: must be a mapping")
-        _unknown(x, ("label", "nh"), w)
-        _int(x, "label", w, 16, (1 << 20) - 1)
-        _int(x, "nh", w, 0, (1 << 24) - 1)
-        conf.labels.append(dict(x))
-    for i, x in enumerate(_list(doc, "vnis")):
-        w = f"vnis[{i}]."
-        if not isinstance(x, dict):
-            raise ConfigError(f"vnis[{i}]: must be a mapping")
-        _unknown(x, ("vni", "vrf"), w)
-        _int(x, "vni", w, 0, (1 << 24) - 1)
-        _int(x, "vrf", w, 0, 65535)
-        conf.vnis.append(dict(x))
+            id=vid, name=name, vrf=_int(v, "vrf", w, 0, F.VRF_MAX), mac=_mac(v, "mac", w), ip=ip, gateway=gw,
+            ip6=ip6, gateway6=gw6, netns=None if netns is None else F.netns_name(f"{w}netns", netns),
+            mtu=_int(v, "mtu", w, 1280 if ip6 else 68, 9000, 1500), policy=_bool(v, "policy", w),
+            nh=_int(v, "nh", w, 0, F.NH_MAX, vid)))
+    # the static tables: their entries are checked as the control-protocol operations they compile to
+    conf.nexthops = [dict(x) for x in _items(doc, "nexthops")]
+    conf.routes = [dict(x) for x in _items(doc, "routes")]
+    conf.labels = [dict(x) for x in _items(doc, "labels")]
+    conf.vnis = [dict(x) for x in _items(doc, "vnis")]
     return conf
+
+
+def _control_keys(n: dict) -> str | None:
+    """node.control_keys: a directory made by ``python -m control.keys``: the server's key pair
+    (server.key_secret) and the allowed clients' public keys (clients/)."""
+    v = n.get("control_keys")
+    if v is None:
+        return None
+    path = F.string("node.control_keys", v, 1, 4096, what="a directory")
+    if not os.path.isdir(path):
+        raise ConfigError(f"node.control_keys: {path} is not a directory (make one with python -m control.keys "
+                          f"{path})")
+    if not os.path.isfile(os.path.join(path, "server.key_secret")):
+        raise ConfigError(f"node.control_keys: {os.path.join(path, 'server.key_secret')} is missing "
+                          f"(python -m control.keys makes it)")
+    if not os.path.isdir(os.path.join(path, "clients")):
+        raise ConfigError(f"node.control_keys: {os.path.join(path, 'clients')} is missing: the allowed clients' "
+                          f"public keys")
+    load_server_keys(path)
+    return path
+
+
+def load_server_keys(path: str) -> tuple[bytes, bytes]:
+    """The control endpoint's CurveZMQ key pair (public, secret) from ``path``/server.key_secret."""
+    import zmq.auth
+    secret = os.path.join(path, "server.key_secret")
+    try:
+        pub, sec = zmq.auth.load_certificate(secret)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"node.control_keys: cannot read {secret}: {e}") from None
+    if not pub or not sec:
+        raise ConfigError(f"node.control_keys: {secret} has no secret key (python -m control.keys makes one)")
+    return pub, sec
 
 
 def _control(n: dict) -> str:
@@ -380,12 +362,14 @@ def _metrics(n: dict) -> str:
 
 
 def load(path: str) -> NodeConf:
-    import yaml
+    """Read and validate node.yaml (a key given twice is refused, naming its line)."""
     try:
         with open(path) as f:
-            doc = yaml.safe_load(f)
+            text = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    try:
+        doc = F.load_yaml(text)
+    except F.FieldError as e:
+        raise ConfigError(str(e)) from None
     return parse(doc)

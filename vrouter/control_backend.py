@@ -8,8 +8,10 @@ not deleted. Errors are control.protocol.ProtocolError naming the field.
 
 Generations: objects written while a snapshot is in progress are marked with
 its generation; ``sweep(g)`` removes what the agent did not re-push (marked
-older), routes included (compared as packed keys with numpy). Objects of the
-static configuration are marked 0 and never swept: they are the bootstrap.
+older), routes included (compared as packed keys with numpy). The node's
+static configuration is applied through this same backend (vrouter.static)
+under the reserved generation STATIC (0), which the sweep never removes: it is
+the bootstrap.
 """
 from __future__ import annotations
 
@@ -18,14 +20,13 @@ import logging
 
 import numpy as np
 
+from control import fields as F
 from control import protocol as P
-from vrouter import _ext
 from vrouter.lpm import NO_ROUTE
 from vrouter.nexthop import InUseError
+from vrouter.static import STATIC
 
 log = logging.getLogger("vrouter.control")
-
-STATIC = 0
 
 
 def _err(code, field, msg):
@@ -39,28 +40,8 @@ class NodeBackend:
         self.vrfs: dict[int, str] = {}
         self.gen: dict[tuple, int] = {}                 # (kind, id) -> generation of the last write
         self.pushed: dict[tuple, list] = {}             # (vrf, family) -> [keys arrays] in this snapshot
+        self.static: dict[tuple, list] = {}             # (vrf, family) -> [keys arrays] of STATIC routes
         self.policies: dict[tuple, dict] = {}           # (kind, id) -> what policy_set gave
-        c = node.conf
-        for v in c.vifs:
-            self.vrfs.setdefault(v.vrf, "")
-            self.gen[("vif", v.id)] = STATIC
-            self.gen[("nh", v.nh)] = STATIC
-        for x in c.nexthops:
-            self.gen[("nh", x["id"])] = STATIC
-        for x in c.labels:
-            self.gen[("label", x["label"])] = STATIC
-        for x in c.vnis:
-            self.gen[("vni", x["vni"])] = STATIC
-            self.vrfs.setdefault(x["vrf"], "")
-        for r in c.routes:
-            self.vrfs.setdefault(r["vrf"], "")
-        self.static_routes = {(r["vrf"], str(ipaddress.ip_network(str(r["prefix"])))) for r in c.routes}
-        for v in c.vifs:
-            for a in (v.ip, v.ip6):
-                if a is not None:
-                    self.static_routes.add((v.vrf, f"{a.ip}/{a.max_prefixlen}"))
-        if c.fabric:
-            self.gen[("vif", 0)] = STATIC
 
     def node_name(self) -> str:
         return self.node.conf.name
@@ -134,10 +115,12 @@ class NodeBackend:
         if tap and not had_tap:     # the vif first: the device's first frames find it
             try:
                 self.node.add_tap(vid, tap, b.get("mtu", 1500), b.get("gw4"), b.get("gw6"))
-            except (OSError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - device set-up fails in many ways (OSError, netlink, ...)
                 if not existed:
                     self.dp.nh.del_vif(vid)
-                raise _err(P.INVALID, "b.tap", str(e)) from None
+                if isinstance(e, F.FieldError):
+                    raise _err(P.INVALID, e.path, e.msg) from None
+                raise _err(P.INVALID, "b.tap", f"cannot set up the device: {e}") from None
         self._mark("vif", vid, g)
 
     def _same_device(self, vid, tap) -> bool:
@@ -197,7 +180,7 @@ class NodeBackend:
     def _routes_using(self, nh_id) -> str | None:
         for vrf in sorted(set(self.dp.lpm4.vrfs()) | set(self.dp.lpm6.vrfs())):
             for fam, t in ((4, self.dp.lpm4), (6, self.dp.lpm6)):
-                _, _, nhs = t._t.dump(vrf)
+                _, _, nhs = t.dump(vrf)
                 n = int(np.count_nonzero(nhs == nh_id))
                 if n:
                     return f"{n} IPv{fam} routes of VRF {vrf}"
@@ -233,7 +216,8 @@ class NodeBackend:
         except (ValueError, TypeError) as e:
             raise _err(P.INVALID, "b.addrs", str(e)) from None
         if g is not None:
-            self.pushed.setdefault((vrf, fam), []).append(_route_keys(fam, b["addrs"], b["lens"]))
+            (self.static if g == STATIC else self.pushed).setdefault((vrf, fam), []).append(
+                _route_keys(fam, b["addrs"], b["lens"]))
         moved = self.dp.revalidate_flows(vrf) if n else 0
         return {"changed": int(n), "routes": int(len(nhs)), "flows_moved": int(moved)}
 
@@ -250,10 +234,12 @@ class NodeBackend:
 
     # ------------------------------------------------------------------ labels, VNIs, policy
     def op_label_add(self, b, g):
+        if self.dp.nh.nh(b["nh"]) is None:
+            raise _err(P.NOT_FOUND, "b.nh", f"next hop {b['nh']} does not exist")
         try:
             self.dp.nh.set_label(b["label"], b["nh"])
         except (ValueError, KeyError) as e:
-            raise _err(P.NOT_FOUND, "b.nh", str(e).strip("'\"")) from None
+            raise _err(P.INVALID, "b", str(e).strip("'\"")) from None
         self._mark("label", b["label"], g)
 
     def op_label_del(self, b, g):
@@ -335,7 +321,7 @@ class NodeBackend:
         cursor = b.get("cursor") or 0
         if t == "route":
             vrf, fam = b["vrf"], b.get("family", 4)
-            addrs, lens, nhs = self._table(fam)._t.dump(vrf)
+            addrs, lens, nhs = self._table(fam).dump(vrf)
             start = int(cursor)
             end = min(start + limit, len(lens))
             items = []
@@ -423,16 +409,12 @@ class NodeBackend:
         for vrf in sorted(set(self.dp.lpm4.vrfs()) | set(self.dp.lpm6.vrfs())):
             for fam in (4, 6):
                 t = self._table(fam)
-                addrs, lens, _ = t._t.dump(vrf)
+                addrs, lens, _ = t.dump(vrf)
                 if not len(lens):
                     continue
                 have = _route_keys(fam, addrs, lens)
-                pushed = self.pushed.get((vrf, fam))
-                keep = np.isin(have, np.concatenate(pushed)) if pushed else np.zeros(len(lens), bool)
-                for k in np.flatnonzero(~keep):
-                    a = ipaddress.ip_address(int(addrs[k]) if fam == 4 else bytes(addrs[k]))
-                    if (vrf, f"{a}/{int(lens[k])}") in self.static_routes:
-                        keep[k] = True
+                known = self.pushed.get((vrf, fam), []) + self.static.get((vrf, fam), [])
+                keep = np.isin(have, np.concatenate(known)) if known else np.zeros(len(have), bool)
                 stale = np.flatnonzero(~keep)
                 if len(stale):
                     t.delete_batch(vrf, addrs[stale], lens[stale])
@@ -446,7 +428,7 @@ class NodeBackend:
                 {"label": lambda i: self.dp.nh.del_label(i), "vni": lambda i: self.dp.nh.del_vni(i),
                  "policy_vrf": lambda i: (self.dp.policy.clear_vrf_policy(i), self.policies.pop(("vrf", i), None)),
                  "policy_vif": lambda i: (self.dp.policy.clear_vif_policy(i), self.policies.pop(("vif", i), None)),
-                 "nh": self._sweep_nh, "vif": self._sweep_vif,
+                 "nh": self.dp.nh.del_nh, "vif": self._sweep_vif,
                  "vrf": lambda i: self.vrfs.pop(i, None)}[kind](ident)
                 self.gen.pop((kind, ident), None)
                 swept[kind] = swept.get(kind, 0) + 1
@@ -454,13 +436,6 @@ class NodeBackend:
                 log.warning("sweep kept an object still in use", extra={"fields": {"object": f"{kind} {ident}",
                                                                                    "why": str(e)}})
         return swept
-
-    def _sweep_nh(self, i):
-        nh = self.dp.nh.nh(i)
-        if nh is not None and nh.get("type") == "ecmp":
-            self.dp.nh.del_nh(i)
-        else:
-            self.dp.nh.del_nh(i)
 
     def _sweep_vif(self, i):
         self.dp.nh.del_vif(i)
@@ -493,5 +468,3 @@ def _plain(x):
         return x
     return str(x)
 
-
-_ = _ext

@@ -4,9 +4,12 @@ One ``Node`` owns the datapath tables (vrouter.pipeline.Datapath), a frame
 pool and a C worker thread per configured worker, the pods' TAP devices
 (created here, set up with pyroute2 and moved into the pods' namespaces) and
 the fabric port (AF_XDP with our XDP program, which hands the kernel everything
-that is not a tunnel to this node; or AF_PACKET as the fallback). The static
-part of the configuration fills the tables at start; the control channel will
-change them at run time.
+that is not a tunnel to this node; or AF_PACKET as the fallback). One write
+path fills the tables: the static part of the configuration is compiled to
+control-protocol operations (vrouter.static) and applied by the same backend
+(vrouter.control_backend) that serves the control channel at run time.
+``CheckNode`` (``vrouter run --check``) runs that compile and apply on
+in-memory tables, looking at devices without creating any.
 
 Stopping (SIGTERM / SIGINT) stops the workers, closes every TAP queue (the
 devices disappear with their last queue) and detaches the XDP program: nothing
@@ -25,12 +28,15 @@ import sys
 import threading
 import time
 
+from control import fields as F
 from vrouter import _ext
 from vrouter.config import FABRIC_VIF, ConfigError, NodeConf
 from vrouter.pipeline import Datapath
+from vrouter.static import FabricLink, apply_static, compile_static
 
 log = logging.getLogger("vrouter")
 
+NETNS_DIR = "/run/netns"    # where `ip netns` (and pyroute2) keep named namespaces
 POOL_FRAMES = 8192          # per worker: rx bursts, TAP queues, AF_XDP fill + completion rings
 
 
@@ -90,6 +96,18 @@ def _pod_routes(ns, idx: int, gw, gw6, default_route: bool, routes, replace: boo
         ns.route("replace", dst=dst, gateway=g, oif=idx, family=10 if ":" in dst else 2)
 
 
+def check_tap(tap: dict) -> None:
+    """What makes a pod's device impossible before trying: its namespace missing, or (staying in this
+    namespace) its name taken by another device."""
+    netns = tap.get("netns")
+    if netns:
+        if not os.path.exists(os.path.join(NETNS_DIR, netns)):
+            raise F.FieldError("b.tap.netns", f"no network namespace {netns} ({NETNS_DIR}/{netns})")
+    elif os.path.exists(os.path.join("/sys/class/net", tap["name"])) and \
+            not os.path.exists(os.path.join("/sys/class/net", tap["name"], "tun_flags")):
+        raise F.FieldError("b.tap.name", f"{tap['name']} already exists here and is not a TAP device")
+
+
 class Node:
     def __init__(self, conf: NodeConf):
         self.conf = conf
@@ -100,6 +118,7 @@ class Node:
         self.tap_specs: dict[int, dict] = {}     # vif id -> its device as vif_add gave it (control channel)
         self.fabric_ports: list = []
         self.fabric_io: str | None = None
+        self.fabric_queues = 1
         self.xdp_attached = False
         self._stop = threading.Event()
         self._stats_thread: threading.Thread | None = None
@@ -135,11 +154,10 @@ class Node:
         self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size)
         self.pools = [_ext.IoPool(POOL_FRAMES) for _ in range(c.workers)]
         try:
+            link = self.fabric_link() if c.fabric else None
+            self._apply_static(link)
             if c.fabric:
-                self._start_fabric()
-            for v in c.vifs:
-                self._add_pod(v)
-            self._apply_static()
+                self._start_fabric(link)
             for i in range(c.workers):
                 w = _ext.Worker(i, self.dp._pl, self.pools[i], c.cpus[i] if c.cpus else -1)
                 self.workers.append(w)
@@ -147,17 +165,40 @@ class Node:
                 w.start()
             if c.metrics:
                 self._start_metrics()
+            if c.control:
+                self._start_control()
         except BaseException:
             self.stop()
             raise
-        if c.control:
-            self._start_control()
         self.ready = True
         event(logging.INFO, "started", node=c.name, workers=c.workers, vifs=len(c.vifs),
               fabric=self.fabric_io or "none", control=c.control or "none")
         if c.stats_interval > 0:
             self._stats_thread = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
             self._stats_thread.start()
+
+    def _apply_static(self, link: FabricLink | None) -> dict:
+        """The configuration's tables, through the control backend (the one write path)."""
+        from vrouter.control_backend import NodeBackend
+        self.backend = NodeBackend(self)
+        counts = apply_static(self.backend, compile_static(self.conf, link))
+        event(logging.INFO, "static configuration applied", **counts)
+        return counts
+
+    def fabric_link(self) -> FabricLink:
+        """The fabric interface's MAC and MTU (ConfigError if there is no such interface here)."""
+        from pyroute2 import IPRoute
+        f = self.conf.fabric
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=f.interface)
+            if not idx:
+                raise ConfigError(f"fabric.interface: no interface {f.interface} in this namespace")
+            link = ipr.get_links(idx[0])[0]
+            self.fabric_queues = link.get_attr("IFLA_NUM_RX_QUEUES") or 1
+            mac = link.get_attr("IFLA_ADDRESS")
+            if not mac or mac == "00:00:00:00:00:00":
+                raise ConfigError(f"fabric.interface: {f.interface} has no Ethernet address")
+            return FabricLink(mac, link.get_attr("IFLA_MTU"))
 
     def _wire(self, i: int) -> None:
         rx, tx = [], {}
@@ -171,18 +212,9 @@ class Node:
                 tx[FABRIC_VIF] = port
         self.workers[i].set_ports(rx, tx)
 
-    def _start_fabric(self) -> None:
-        from pyroute2 import IPRoute
+    def _start_fabric(self, link: FabricLink) -> None:
         f, c = self.conf.fabric, self.conf
-        with IPRoute() as ipr:
-            idx = ipr.link_lookup(ifname=f.interface)
-            if not idx:
-                raise ConfigError(f"fabric.interface: no interface {f.interface} in this namespace")
-            link = ipr.get_links(idx[0])[0]
-            mac, mtu = link.get_attr("IFLA_ADDRESS"), link.get_attr("IFLA_MTU")
-            queues = link.get_attr("IFLA_NUM_RX_QUEUES") or 1
-        prefixes = [f"{a}/{a.max_prefixlen}" for a in (f.ip, f.ip6) if a is not None]
-        self.dp.nh.set_vif(FABRIC_VIF, kind="fabric", mac=mac, mtu=mtu, prefixes=prefixes)
+        mac, mtu, queues = link.mac, link.mtu, self.fabric_queues
         self.fabric_mac = mac
         mode = f.io
         if mode in ("xdp", "auto"):
@@ -229,7 +261,7 @@ class Node:
         except OSError as e:
             for p in ports:
                 p.close()
-            raise ConfigError(f"vif {vid} name: cannot create TAP {here}: {e}") from None
+            raise F.FieldError("b.tap.name", f"cannot create TAP {here}: {e}") from None
         self.taps[vid] = ports
         try:
             with IPRoute() as ipr:
@@ -239,7 +271,7 @@ class Node:
                     try:
                         ipr.link("set", index=idx, net_ns_fd=netns, ifname=name)
                     except Exception as e:  # noqa: BLE001 - pyroute2 raises several kinds
-                        raise ConfigError(f"vif {vid} netns: cannot move {here} into {netns} as {name}: {e}") \
+                        raise F.FieldError("b.tap.netns", f"cannot move {here} into {netns} as {name}: {e}") \
                             from None
             ns = NetNS(netns) if netns else IPRoute()
             try:
@@ -260,7 +292,9 @@ class Node:
 
     def add_tap(self, vid: int, tap: dict, mtu: int, gw4=None, gw6=None) -> None:
         """The control channel's vif_add with a device: the TAP (its routes via the vif's gateways),
-        then every worker polls it."""
+        then every worker polls it. A refusal raises control.fields.FieldError naming the field of the
+        request ("b.tap.netns")."""
+        check_tap(tap)
         ip = ipaddress.ip_interface(tap["ip"]) if tap.get("ip") else None
         ip6 = ipaddress.ip_interface(tap["ip6"]) if tap.get("ip6") else None
         gw = gw4 if ip is not None else None
@@ -300,69 +334,6 @@ class Node:
             p.close()
         event(logging.INFO, "vif device removed", vif=vid)
 
-    def _add_pod(self, v) -> None:
-        c = self.conf
-        self._open_tap(v.id, v.name, v.mac, v.mtu, v.netns, v.ip, v.gateway, v.ip6, v.gateway6)
-        nh = self.dp.nh
-        prefixes = [f"{a.ip}/{a.max_prefixlen}" for a in (v.ip, v.ip6) if a is not None]
-        nh.set_vif(v.id, kind="virtual", vrf=v.vrf, mac=c.router_mac, mtu=v.mtu, policy=v.policy,
-                   gw4=str(v.gateway) if v.gateway else None, gw6=str(v.gateway6) if v.gateway6 else None,
-                   prefixes=prefixes)
-        nh.set_nh(v.nh, "interface", vif=v.id, dmac=v.mac)
-        if v.ip is not None:
-            self.dp.lpm4.insert(v.vrf, f"{v.ip.ip}/32", v.nh)
-        if v.ip6 is not None:
-            self.dp.lpm6.insert(v.vrf, f"{v.ip6.ip}/128", v.nh)
-        event(logging.INFO, "vif added", vif=v.id, name=v.name, netns=v.netns or "-", vrf=v.vrf,
-              ip=str(v.ip) if v.ip else "-", ip6=str(v.ip6) if v.ip6 else "-")
-
-    def _apply_static(self) -> None:
-        c, nh = self.conf, self.dp.nh
-        # members before the ECMP next hops that name them
-        order = sorted(enumerate(c.nexthops), key=lambda x: x[1].get("type") == "ecmp")
-        for i, x in order:
-            kw = {k: v for k, v in x.items() if k not in ("id", "type")}
-            if x["type"] == "tunnel":
-                if c.fabric is None:
-                    raise ConfigError(f"nexthops[{i}]: a tunnel needs the fabric section")
-                kw.setdefault("vif", FABRIC_VIF)
-                dst = kw.get("dst")
-                try:
-                    fam = ipaddress.ip_address(str(dst)).version if dst is not None else 4
-                except ValueError:
-                    raise ConfigError(f"nexthops[{i}].dst: not an IP address: {dst!r}") from None
-                src = c.fabric.ip if fam == 4 else c.fabric.ip6
-                if "src" not in kw and src is None:
-                    raise ConfigError(f"nexthops[{i}].src: no fabric IPv{fam} address to default to")
-                kw.setdefault("src", str(src))
-                if "dmac" not in kw:
-                    if c.fabric.gateway_mac is None:
-                        raise ConfigError(f"nexthops[{i}].dmac: missing, and fabric.gateway_mac is not set")
-                    kw["dmac"] = c.fabric.gateway_mac
-                if kw.get("encap", "vxlan") == "vxlan":
-                    kw.setdefault("inner_dmac", c.router_mac)
-            try:
-                nh.set_nh(x["id"], x["type"], **kw)
-            except TypeError as e:
-                raise ConfigError(f"nexthops[{i}]: {e}") from None
-            except (ValueError, KeyError, _ext.TableError) as e:
-                raise ConfigError(f"nexthops[{i}]: {e}") from None
-        for i, x in enumerate(c.vnis):
-            nh.set_vni(x["vni"], x["vrf"])
-        for i, x in enumerate(c.labels):
-            try:
-                nh.set_label(x["label"], x["nh"])
-            except (ValueError, KeyError) as e:
-                raise ConfigError(f"labels[{i}]: {e}") from None
-        for i, r in enumerate(c.routes):
-            net = ipaddress.ip_network(str(r["prefix"]))
-            t = self.dp.lpm4 if net.version == 4 else self.dp.lpm6
-            if nh.nh(r["nh"]) is None:
-                raise ConfigError(f"routes[{i}].nh: next hop {r['nh']} is not defined")
-            t.insert(r["vrf"], str(net), r["nh"])
-        event(logging.INFO, "static configuration applied", nexthops=len(c.nexthops), routes=len(c.routes),
-              labels=len(c.labels), vnis=len(c.vnis))
-
     def _start_metrics(self) -> None:
         from vrouter.metrics import MetricsServer
         m = MetricsServer(self, self.conf.metrics)
@@ -376,17 +347,13 @@ class Node:
 
     def _start_control(self) -> None:
         from control.server import ControlServer
-        from vrouter.control_backend import NodeBackend
+        from vrouter.config import load_server_keys
         c = self.conf
         keys = {}
         if c.control.startswith("tcp://"):
-            import zmq.auth
-            if not c.control_keys:
-                raise ConfigError("node.control_keys: a tcp:// control endpoint needs CurveZMQ keys")
-            pub, sec = zmq.auth.load_certificate(os.path.join(c.control_keys, "server.key_secret"))
+            pub, sec = load_server_keys(c.control_keys)
             keys = dict(curve_secret=sec, curve_public=pub,
                         allowed_keys_dir=os.path.join(c.control_keys, "clients"))
-        self.backend = NodeBackend(self)
         self.control = ControlServer(c.control, self.backend, **keys)
         try:
             self.control.start()
@@ -459,6 +426,24 @@ class Node:
             self.metrics.stop()
             self.metrics = None
         event(logging.INFO, "stopped", node=self.conf.name)
+
+
+class CheckNode(Node):
+    """``vrouter run --check``: what start() applies, compiled and applied the same way (the same
+    backend, schema and reference checks) on in-memory tables. Devices are looked at (the fabric
+    interface, the pods' namespaces, TAP names), never created."""
+
+    CHECK_FLOWS = 1024
+
+    def check(self) -> dict:
+        """Counts of the operations the configuration compiles to; ConfigError for the first refusal."""
+        self._resolve_workers()
+        self.dp = Datapath(workers=1, flow_capacity=min(self.conf.flow_table_size, self.CHECK_FLOWS))
+        return self._apply_static(self.fabric_link() if self.conf.fabric else None)
+
+    def add_tap(self, vid: int, tap: dict, mtu: int, gw4=None, gw6=None) -> None:
+        check_tap(tap)
+        self.tap_specs[vid] = dict(tap, gw4=gw4, gw6=gw6)
 
 
 def run(conf: NodeConf) -> int:
