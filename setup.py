@@ -103,17 +103,41 @@ ext = Extension(
     depends=sorted(glob.glob("ext/*.c") + glob.glob("ext/*.h") + glob.glob("ext/*.pxd") + glob.glob("ext/*.pxi")),
 )
 
+def _version() -> str:
+    """control/version.py is the one place the version is written."""
+    ns = {}
+    with open(os.path.join(HERE, "control", "version.py")) as f:
+        exec(f.read(), ns)
+    return ns["__version__"]
+
+
+# What a node needs at run time; the tests' own (pytest, hypothesis, pytricia) are the "test" extra.
+INSTALL_REQUIRES = [
+    "numpy>=1.24",
+    "pyyaml>=6.0",            # node.yaml, the intent
+    "pyroute2>=0.7",          # TAP set-up, namespaces, the fabric interface
+    "pyzmq>=25",              # the control channel (ROUTER / DEALER, CurveZMQ)
+    "msgpack>=1.0",           # the control channel's encoding
+    "prometheus-client>=0.17",  # /metrics
+    "scapy>=2.5",             # vrouter-ctl trace builds its frames with it
+]
+
 setup(
     name="vrouter",
-    version="0.1.0",
+    version=_version(),
     description="Userspace overlay vRouter data plane (VRFs, LPM, flows, VXLAN/MPLSoUDP)",
-    packages=find_packages(include=["vrouter", "vrouter.*", "control", "control.*",
-                                    "tools", "tools.*"]),
+    packages=find_packages(include=["vrouter", "vrouter.*", "control", "control.*"]),
     ext_modules=cythonize([ext], include_path=["ext"], language_level=3,
                           compiler_directives={"boundscheck": False, "wraparound": False}),
-    package_data={"vrouter": ["bpf/xdp_tunnel.o"]},
+    package_data={"vrouter": ["bpf/xdp_tunnel.o"], "control.agent": ["examples/*.yaml"]},
     cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     python_requires=">=3.11",
-    install_requires=["numpy>=1.24"],
-    entry_points={"console_scripts": ["vrouter=vrouter.__main__:main", "vrouter-ctl=tools.vrouterctl:main"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "pytricia>=1.0"]},
+    entry_points={"console_scripts": [
+        "vrouter=vrouter.__main__:main",               # the node process (vrouter run), vrouter demo
+        "vrouter-ctl=control.ctl.cli:main",            # the operator's view over the control channel
+        "vrouter-agent=control.agent.agent:main",      # the agent: intent -> every node's tables
+        "vrouter-demo=control.lab.demo:main",          # the two-node cluster demo in namespaces
+    ]},
 )

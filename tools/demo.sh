@@ -4,5 +4,5 @@
 # Options go to `vrouter demo` (--keep, --json, --encap mplsoudp, --intent FILE); see vrouter demo --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/bootstrap.sh >/dev/null
+bash tools/bootstrap.sh >&2   # one line a step on stderr (--json stays clean); a fresh machine: a minute or two
 exec "${PYTHON:-python3}" -m vrouter demo "$@"

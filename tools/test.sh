@@ -7,9 +7,6 @@ cd "$ROOT"
 PY=${PYTHON:-python3}
 bash tools/bootstrap.sh
 
-DATA="$ROOT/../shared/data/tier1-fullroute-prefixes.txt.gz"
-export VROUTER_DATA=${VROUTER_DATA:-$DATA}
-
 echo "== tests (normal build)"
 "$PY" -m pytest -q tests "$@"
 

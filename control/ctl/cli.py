@@ -26,9 +26,12 @@ import re
 import sys
 import time
 
+from control import fields as F
+from control.protocol import VERSION as PROTOCOL
+from control.version import __version__
+
 DEFAULT_SOCKET = "ipc:///run/vrouter/control.sock"
-PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "ipv6-icmp": 58}
-PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
+PROTO_NAMES = {n: name for name, n in reversed(F.PROTOCOLS.items())}     # 58: icmp6, not ipv6-icmp
 DEFAULT_SMAC = "02:00:00:00:00:01"
 DEFAULT_DMAC = "00:00:5e:00:01:00"
 
@@ -164,15 +167,21 @@ def cmd_vrf_list(c, a):
                 [[i["vrf"], i.get("name"), i.get("routes4"), i.get("routes6")] for i in items]))
 
 
-def _network(text, what):
+def _arg(check, what, text, *args, **kw):
+    """A command-line argument through a control.fields checker; its refusal is a UsageError."""
     try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise UsageError(f"{what}: not an IPv4 or IPv6 prefix: {text!r}") from None
+        return check(what, text, *args, **kw)
+    except F.FieldError as e:
+        raise UsageError(str(e)) from None
+
+
+def _network(text, what):
+    """A prefix to filter by; host bits are allowed (10.1.2.3/16 means 10.1.0.0/16)."""
+    return _arg(F.interface, what, text, unicast=False).network
 
 
 def cmd_route_list(c, a):
-    within = _network(a.prefix, "--prefix") if a.prefix else None
+    within = a.prefix
     fams = [a.family] if a.family else ([within.version] if within else [4, 6])
     items = []
     for fam in fams:
@@ -188,10 +197,7 @@ def cmd_route_list(c, a):
 
 
 def cmd_route_lookup(c, a):
-    try:
-        addr = ipaddress.ip_address(a.address)
-    except ValueError:
-        raise UsageError(f"route lookup: not an IPv4 or IPv6 address: {a.address!r}") from None
+    addr = a.address
     r = c.call("route_lookup", {"vrf": a.vrf, "address": str(addr)})
     if a.output == "json":
         return emit_json(r)
@@ -232,22 +238,11 @@ def cmd_nh_show(c, a):
 def _proto_num(text):
     if text is None:
         return None
-    t = str(text).lower()
-    if t in PROTOS:
-        return PROTOS[t]
-    if t.isdigit() and 0 <= int(t) <= 255:
-        return int(t)
-    raise UsageError(f"--proto: tcp, udp, icmp, icmp6 or a number 0..255, got {text!r}")
+    return _arg(F.proto, "--proto", int(text) if str(text).isdigit() else str(text))
 
 
 def cmd_flow_list(c, a):
-    proto = _proto_num(a.proto)
-    addr = None
-    if a.addr:
-        try:
-            addr = ipaddress.ip_address(a.addr)
-        except ValueError:
-            raise UsageError(f"--addr: not an IPv4 or IPv6 address: {a.addr!r}") from None
+    proto, addr = a.proto, a.addr
     items = []
     for f in c.dump("flow"):
         if a.vrf is not None and f["vrf"] != a.vrf:
@@ -387,10 +382,7 @@ def _endpoint(text: str, proto: str, side: str):
         raise UsageError(f"trace: {side} {text!r}: expected a.b.c.d[:port] or [x::y][:port]")
     addr = m["v6"] or m["v4"] or m["bare6"]
     port = m["p6"] or m["p4"]
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        raise UsageError(f"trace: {side} {addr!r} is not an IP address") from None
+    ip = _arg(F.address, f"trace: {side}", addr)
     if port is not None:
         if proto == "icmp":
             raise UsageError(f"trace: icmp has no ports ({side} {text!r})")
@@ -418,9 +410,7 @@ def parse_spec(spec: str):
 
 
 def _mac(text, what):
-    if not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", text or ""):
-        raise UsageError(f"{what}: not a MAC address xx:xx:xx:xx:xx:xx: {text!r}")
-    return text.lower()
+    return _arg(F.mac, what, text, unicast=False)
 
 
 def build_frame(spec: str, smac: str = DEFAULT_SMAC, dmac: str = DEFAULT_DMAC) -> bytes:
@@ -502,7 +492,7 @@ def _global_options(p, suppress: bool):
 def cmd_capture(c, a):
     """Copy the frames a vif receives and is sent into a pcap file (tcpdump / tshark read it)."""
     import time as _time
-    from tools.pcap import PcapWriter
+    from control.ctl.pcap import PcapWriter
     c.call("capture_start", {"vif": a.vif, "snaplen": a.snaplen})
     got = dropped = 0
     deadline = _time.monotonic() + a.seconds if a.seconds else None
@@ -531,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     _global_options(common, suppress=True)
     p = _Parser(prog="vrouter-ctl", description="Inspect a running vrouter over its control channel.")
+    p.add_argument("--version", action="version", version=f"vrouter-ctl {__version__} (control protocol v{PROTOCOL})")
     _global_options(p, suppress=False)
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
@@ -585,13 +576,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(a) -> None:
+    """Every value argument through its field checker, before any connection: a bad one is a usage
+    error (exit 2) whether or not a vrouter runs."""
+    if getattr(a, "prefix", None):
+        a.prefix = _network(a.prefix, "--prefix")
+    if getattr(a, "address", None) is not None:
+        a.address = _arg(F.address, "route lookup: address", a.address)
+    if getattr(a, "proto", None) is not None:
+        a.proto = _proto_num(a.proto)
+    if getattr(a, "addr", None):
+        a.addr = _arg(F.address, "--addr", a.addr)
+    if a.cmd == "trace":
+        build_frame(a.spec, a.smac, a.dmac)
+
+
 def main(argv=None) -> int:
     from control import client as C
     try:
         args = build_parser().parse_args(argv)
         args.socket = args.socket or os.environ.get("VROUTER_CONTROL") or DEFAULT_SOCKET
-        if args.cmd == "trace":
-            build_frame(args.spec, args.smac, args.dmac)   # a bad spec fails before any connection
+        check_args(args)
         with connect(args) as c:
             args.fn(c, args)
         return EXIT_OK
