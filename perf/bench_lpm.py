@@ -45,7 +45,7 @@ def data_path(arg):
     if env:
         p = pathlib.Path(env)
         return p / "tier1-fullroute-prefixes.txt.gz" if p.is_dir() else p
-    return REPO.parent / "shared" / "data" / "tier1-fullroute-prefixes.txt.gz"
+    return REPO / "tests" / "data" / "tier1-fullroute-prefixes.txt.gz"
 
 
 def timed(fn):
@@ -82,7 +82,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=5, help="timed runs per lookup figure (median reported)")
     ap.add_argument("--keys", type=int, default=10_000_000, help="keys per lookup run")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    ap.add_argument("--data", help="the routing table file (default: $VROUTER_DATA or ../shared/data)")
+    ap.add_argument("--data", help="the routing table file (default: $VROUTER_DATA or tests/data/)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     human = sys.stderr if args.json else sys.stdout

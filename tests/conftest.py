@@ -37,12 +37,12 @@ FULLROUTE_NAME = "tier1-fullroute-prefixes.txt.gz"
 
 
 def fullroute_file() -> pathlib.Path:
-    """The real table: $VROUTER_DATA (the file itself or its folder), else ../shared/data/ beside the repo."""
+    """The real table: $VROUTER_DATA (the file itself or its folder), else the copy shipped in tests/data/."""
     env = os.environ.get("VROUTER_DATA")
     if env:
         p = pathlib.Path(env)
         return p / FULLROUTE_NAME if p.is_dir() else p
-    return REPO.parent / "shared" / "data" / FULLROUTE_NAME
+    return REPO / "tests" / "data" / FULLROUTE_NAME
 
 
 def pytest_configure(config):
@@ -54,7 +54,7 @@ def fullroute_path() -> pathlib.Path:
     p = fullroute_file()
     if not p.is_file():
         pytest.fail(f"real routing table not found at {p}: the LPM real-table test needs it "
-                    f"(set VROUTER_DATA to the file or its folder, or put shared/ beside the repo)",
+                    f"(it ships in tests/data/; VROUTER_DATA may name another copy or its folder)",
                     pytrace=False)
     return p
 
