@@ -2,7 +2,8 @@
 
   vrouter demo [--keep] [--json]     a two-node cluster in network namespaces driven by the
                                      agent from CN2-style intent; prints the reachability
-                                     matrix, expected beside observed (control/agent/demo.py)
+                                     matrix, expected beside observed (the lab's demo, run as
+                                     its own program: the node never imports the lab)
   vrouter run --config node.yaml     run the node: pods' TAP devices, the fabric
                                      (AF_XDP or AF_PACKET), worker threads
   vrouter table-demo [ADDRESS ...]   load a real Internet routing table into a
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from vrouter import tabledemo
@@ -18,9 +20,8 @@ from vrouter import tabledemo
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["demo"]:      # its own options: control/agent/demo.py
-        from control.agent import demo as cluster_demo
-        return cluster_demo.main(argv[1:])
+    if argv[:1] == ["demo"]:      # the lab's program, with its own options; replaces this process
+        os.execv(sys.executable, [sys.executable, "-m", "control.lab", *argv[1:]])
     parser = argparse.ArgumentParser(prog="vrouter", description="userspace overlay vRouter data plane")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="the two-node cluster demo (vrouter demo --help)")

@@ -1,4 +1,4 @@
-"""The demo's lab (control/agent/lab.py), for real: two `vrouter run` nodes on a bridged fabric reach
+"""The demo's lab (control/lab/lab.py), for real: two `vrouter run` nodes on a bridged fabric reach
 each other; a responder in a pod namespace answers probes (ok / refused / timeout / unreachable, all at
 once, within the time bound); close() leaves no namespace, process or directory; Lab(keep=True) leaves
 everything until Lab.cleanup(tag)."""
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from control.agent.lab import Lab, LabError
-from vrouter.netns import sh
+from control.lab.lab import Lab, LabError
+from control.lab.netns import sh
 
 UDP_PY = """
 import socket, sys

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from vrouter.netns import Topology, sh
+from control.lab.netns import Topology, sh
 
 TAG_PREFIX = "vrdemo"
 STOP_TIMEOUT = 10.0          # SIGTERM, then SIGKILL after this many seconds

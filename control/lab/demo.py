@@ -12,7 +12,7 @@
 3. Every pod runs a responder answering TCP port 80 with its name. Every pod connects to every other
    pod's address on its last network (the one its annotation names); a cell is "reached" only when the
    answer comes from that very pod (overlapping subnets give the same address to pods of other networks).
-4. The expected matrix comes from the intent alone (control.agent.expect); the observed one from the
+4. The expected matrix comes from the intent alone (control.lab.expect); the observed one from the
    packets. Printed side by side with each node's flow and drop counters; exit status 1 when any cell
    differs, 2 when the cluster could not be built. Everything is removed at the end unless --keep
    (then `vrouter demo --cleanup TAG` removes it).
@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass
 from control.agent import intent as I
 from control.agent.agent import Agent
 from control.agent.compiler import key_str
-from control.agent.expect import Expectation
-from control.agent.lab import Lab, LabError
+from control.lab.expect import Expectation
+from control.lab.lab import Lab, LabError
 
-EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "demo.yaml")
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "examples", "demo.yaml")
 NODES = (("node-1", "192.0.2.1"), ("node-2", "192.0.2.2"))
 PORT = 80
 NODES_FILE = "00-nodes.yaml"

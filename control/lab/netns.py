@@ -1,6 +1,6 @@
 """Network namespaces for packet tests and labs: unique names, always removed.
 
-    from vrouter.netns import Topology
+    from control.lab.netns import Topology
     with Topology() as t:
         a, b = t.netns("a"), t.netns("b")
         t.veth(a, "va", b, "vb")            # a veth pair between two namespaces
