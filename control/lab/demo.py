@@ -72,6 +72,7 @@ class DemoCluster:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.intent_dir = ""
+        self._owner = os.getpid()
 
     # -- building -----------------------------------------------------------------------------------
     def start(self, files: dict[str, str]) -> None:
@@ -208,6 +209,8 @@ class DemoCluster:
         return out
 
     def close(self) -> None:
+        if os.getpid() != self._owner:
+            return      # a child pyroute2 forked, interrupted and unwinding our stack (control/lab/netns.py)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
