@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import numpy as np  # noqa: E402
 
 from control import client as C  # noqa: E402
-from nstools import Topology  # noqa: E402
+from control.lab.netns import Topology  # noqa: E402
 from vrproc import VrouterProc  # noqa: E402
 
 ROUTES, BATCH = 1_000_000, 10_000

@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from nstools import Topology  # noqa: E402
+from control.lab.netns import Topology  # noqa: E402
 
 ROUTER_MAC, POD_MAC = "00:00:5e:00:01:00", "02:00:00:00:0a:02"
 F1_MAC, F2_MAC = "02:fa:00:00:00:01", "02:fa:00:00:00:02"

@@ -1,6 +1,6 @@
 """The compiler's details: IPAM (fixed, stable, released, ranges, exhaustion), VNIs, warnings, the pods'
 own routes, NetworkPolicy -> vif rule lists (checked by evaluating them with the vrouter's reference
-policy evaluator), errors; and control.agent.expect on the same intents."""
+policy evaluator), errors; and control.lab.expect on the same intents."""
 import ipaddress
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 
 from control.agent import intent as I
 from control.agent.compiler import Allocations, compile_cluster
-from control.agent.expect import Expectation
+from control.lab.expect import Expectation
 from policy_ref import ListRef
 from vrouter.flow import make_key
 from vrouter.policy import DIRECTIONS

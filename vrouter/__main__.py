@@ -2,18 +2,16 @@
 
   vrouter demo [--keep] [--json]     a two-node cluster in network namespaces driven by the
                                      agent from CN2-style intent; prints the reachability
-                                     matrix, expected beside observed (control/agent/demo.py)
+                                     matrix, expected beside observed (the lab's demo, run as
+                                     its own program: the node never imports the lab)
   vrouter run --config node.yaml     run the node: pods' TAP devices, the fabric
                                      (AF_XDP or AF_PACKET), worker threads
-  vrouter table-demo [ADDRESS ...]   load a real Internet routing table into a
-                                     VRF and answer longest-prefix lookups
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-
-from vrouter import tabledemo
 
 
 def version_text() -> str:
@@ -24,17 +22,12 @@ def version_text() -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["demo"]:      # its own options: control/agent/demo.py
-        from control.agent import demo as cluster_demo
-        return cluster_demo.main(argv[1:])
+    if argv[:1] == ["demo"]:      # the lab's program, with its own options; replaces this process
+        os.execv(sys.executable, [sys.executable, "-m", "control.lab", *argv[1:]])
     parser = argparse.ArgumentParser(prog="vrouter", description="userspace overlay vRouter data plane")
     parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="the two-node cluster demo (vrouter demo --help)")
-    demo = sub.add_parser("table-demo", help="load the real routing table and answer lookups")
-    demo.add_argument("addresses", nargs="*", help="IPv4/IPv6 addresses to look up (default: a few well-known)")
-    demo.add_argument("--table", default=None, help="gzip file of CIDR prefixes (default: the shared tier-1 table)")
-    demo.add_argument("--vrf", type=int, default=1, help="VRF to load it into (default 1)")
     run = sub.add_parser("run", help="run the node process (root)")
     run.add_argument("--config", required=True, help="node configuration (YAML); see vrouter/config.py")
     run.add_argument("--check", action="store_true", help="validate the configuration and exit")
@@ -56,12 +49,6 @@ def main(argv=None) -> int:
                   f"{len(conf.routes)} routes, {len(conf.labels)} labels, {len(conf.vnis)} VNIs)")
             return 0
         return node.run(conf)
-    if args.cmd == "table-demo":
-        try:
-            return tabledemo.run(args.table, args.vrf, args.addresses, out=sys.stdout)
-        except (OSError, ValueError) as e:
-            print(f"vrouter table-demo: {e}", file=sys.stderr)
-            return 2
     return 2
 
 

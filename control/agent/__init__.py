@@ -1,3 +1,3 @@
 """The vRouter agent: CN2-style intent (``intent``) compiled to every node's desired state (``compiler``),
-pushed over the control channel (``agent``, ``python -m control.agent``); ``demo`` and ``lab`` build the
-two-node cluster of ``vrouter demo``; ``expect`` says from the intent alone what traffic should do."""
+pushed over the control channel (``agent``, ``python -m control.agent``). The demo's cluster and its
+expected matrix live in ``control.lab``."""

@@ -1,4 +1,4 @@
-"""Fixtures for the end-to-end tests: namespaces (tests/e2e/nstools.py) and
+"""Fixtures for the end-to-end tests: namespaces (control/lab/netns.py) and
 vrouter processes started with `vrouter run` inside them, stopped by PID."""
 import os
 import sys
@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from nstools import Topology  # noqa: E402
+from control.lab.netns import Topology  # noqa: E402
 from vrproc import VrouterProc  # noqa: E402
 
 

@@ -10,9 +10,9 @@ import time
 import pytest
 import yaml
 
-from control.agent import demo as D
+from control.lab import demo as D
 from control.agent.agent import Agent
-from control.agent.lab import Lab
+from control.lab.lab import Lab
 
 with open(D.EXAMPLE) as _f:
     EXAMPLE = _f.read()

@@ -15,7 +15,7 @@ import sysconfig
 
 import pytest
 
-from nstools import Topology
+from control.lab.netns import Topology
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

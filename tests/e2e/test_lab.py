@@ -1,4 +1,4 @@
-"""The demo's lab (control/agent/lab.py), for real: two `vrouter run` nodes on a bridged fabric reach
+"""The demo's lab (control/lab/lab.py), for real: two `vrouter run` nodes on a bridged fabric reach
 each other; a responder in a pod namespace answers probes (ok / refused / timeout / unreachable, all at
 once, within the time bound); close() leaves no namespace, process or directory; Lab(keep=True) leaves
 everything until Lab.cleanup(tag)."""
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from control.agent.lab import Lab, LabError
-from vrouter.netns import sh
+from control.lab.lab import Lab, LabError
+from control.lab.netns import sh
 
 UDP_PY = """
 import socket, sys
@@ -49,7 +49,7 @@ def test_two_nodes_pods_probes_and_close():
             lab.topo.addr(ns, "eth0", f"10.9.0.{last}/24")
             lab.topo.addr(ns, "eth0", f"fd00:9::{last}/64")
         lab.topo.neigh(a, "eth0", "10.9.0.99", "02:00:00:00:00:99")     # nobody has this MAC: black hole
-        lab.topo.route(a, "unreachable", "198.51.100.0/24")
+        lab.topo.route(a, "198.51.100.0/24", kind="unreachable")
         responder = lab.start_responder(b, "pod-b")
         t = time.monotonic()
         got = lab.probe(a, [("10.9.0.2", 80), ("fd00:9::2", 80), ("10.9.0.2", 81), ("10.9.0.99", 80),
@@ -75,6 +75,7 @@ def test_two_nodes_pods_probes_and_close():
 
 
 def test_keep_leaves_everything_until_cleanup():
+    fds = len(os.listdir("/proc/self/fd"))
     lab = Lab(keep=True)
     try:
         node = lab.add_node("n1", "192.0.2.1")
@@ -82,6 +83,7 @@ def test_keep_leaves_everything_until_cleanup():
         pod = lab.add_pod("default", "web")
         responder = lab.start_responder(pod, "web")
         lab.close()
+        assert len(os.listdir("/proc/self/fd")) == fds      # no netlink socket holds its namespaces alive
         desc = lab.describe()
         assert desc["nodes"]["n1"] == {"netns": node.netns, "fabric_ip": "192.0.2.1",
                                        "fabric_mac": "02:fa:00:00:00:01", "run_dir": node.run_dir,

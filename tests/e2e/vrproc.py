@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from nstools import Topology
+from control.lab.netns import Topology
 
 
 class VrouterProc:

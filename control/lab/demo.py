@@ -6,13 +6,14 @@
    `vrouter run` process in each (AF_XDP on the fabric, AF_PACKET if XDP is not available), with an
    empty control plane.
 2. The intent (control/agent/examples/demo.yaml unless --intent: CN2 Subnets, VirtualNetworks,
-   VirtualNetworkRouters, Kubernetes Pods and a NetworkPolicy) plus the two Node documents go into an
-   intent directory; every pod gets a network namespace; the agent compiles the intent and pushes it to
-   both vrouters over their control channels (TAP devices moved into the pods, routes, tunnels, policies).
+   VirtualNetworkRouters, Kubernetes Pods and a NetworkPolicy) goes into an intent directory with the two
+   nodes' Node documents in place of its own (which may name node-1 and node-2 only); every pod gets a
+   network namespace; the agent compiles the intent and pushes it to both vrouters over their control
+   channels (TAP devices moved into the pods, routes, tunnels, policies).
 3. Every pod runs a responder answering TCP port 80 with its name. Every pod connects to every other
    pod's address on its last network (the one its annotation names); a cell is "reached" only when the
    answer comes from that very pod (overlapping subnets give the same address to pods of other networks).
-4. The expected matrix comes from the intent alone (control.agent.expect); the observed one from the
+4. The expected matrix comes from the intent alone (control.lab.expect); the observed one from the
    packets. Printed side by side with each node's flow and drop counters; exit status 1 when any cell
    differs, 2 when the cluster could not be built. Everything is removed at the end unless --keep
    (then `vrouter demo --cleanup TAG` removes it).
@@ -31,13 +32,15 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+import yaml
+
 from control.agent import intent as I
 from control.agent.agent import Agent
 from control.agent.compiler import key_str
-from control.agent.expect import Expectation
-from control.agent.lab import Lab, LabError
+from control.lab.expect import Expectation
+from control.lab.lab import Lab, LabError
 
-EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "demo.yaml")
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "examples", "demo.yaml")
 NODES = (("node-1", "192.0.2.1"), ("node-2", "192.0.2.2"))
 PORT = 80
 NODES_FILE = "00-nodes.yaml"
@@ -45,6 +48,35 @@ NODES_FILE = "00-nodes.yaml"
 
 class DemoError(Exception):
     pass
+
+
+def node_documents(nodes) -> str:
+    """NODES_FILE's text: a Node document per (name, fabric address, fabric MAC or None, control)."""
+    return "".join(f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {name}}}\n"
+                   f"spec: {{fabricAddress: {ip}, " + (f"fabricMac: \"{mac}\", " if mac else "") +
+                   f"control: \"{control}\"}}\n" for name, ip, mac, control in nodes)
+
+
+def without_nodes(name: str, text: str) -> str:
+    """The intent text with its Node documents (vrouter.io/v1) blanked: the demo's own nodes stand in for
+    them (NODES_FILE: the same names, the lab's fabric and control endpoints). The other documents keep
+    their numbers, so the agent's errors still point into the file as written; a text without Nodes, or
+    not YAML (the agent says what is wrong with it), is returned as it is. A Node the demo does not run is
+    an error: its pods would have no vrouter."""
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        return text
+    blanked = False
+    for i, d in enumerate(docs):
+        if not (isinstance(d, dict) and d.get("apiVersion") == "vrouter.io/v1" and d.get("kind") == "Node"):
+            continue
+        node = d.get("metadata", {}).get("name") if isinstance(d.get("metadata"), dict) else None
+        if node not in dict(NODES):
+            raise DemoError(f"{name} doc {i + 1}: Node {node}: the demo runs {' and '.join(dict(NODES))} only")
+        docs[i], blanked = None, True
+    # safe_load / safe_dump round-trip every value the agent's loader (SafeLoader) reads
+    return yaml.safe_dump_all(docs, sort_keys=False) if blanked else text
 
 
 @dataclass
@@ -72,22 +104,21 @@ class DemoCluster:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.intent_dir = ""
+        self._owner = os.getpid()
 
     # -- building -----------------------------------------------------------------------------------
     def start(self, files: dict[str, str]) -> None:
         """Nodes up, then the intent ``files`` (name -> YAML text) applied and converged."""
+        for name in files:
+            self._check_name(name)
+        files = {name: without_nodes(name, text) for name, text in files.items()}
         self.lab = Lab(keep=self.keep)
         self.intent_dir = os.path.join(self.lab.dir, "intent")
         os.mkdir(self.intent_dir)
         nodes = [self.lab.add_node(n, ip) for n, ip in NODES]
         for n in nodes:
             self.lab.start_node(n, io=self.io)
-        self._write(NODES_FILE, "".join(
-            f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {n.name}}}\n"
-            f"spec: {{fabricAddress: {n.fabric_ip}, fabricMac: \"{n.fabric_mac}\", control: \"{n.control}\"}}\n"
-            for n in nodes))
-        for name, text in files.items():
-            self._check_name(name)
+        self._write(NODES_FILE, node_documents((n.name, n.fabric_ip, n.fabric_mac, n.control) for n in nodes))
         self._sync_pods({**self._files(), **files}, before=True)
         for name, text in files.items():
             self._write(name, text)
@@ -138,8 +169,9 @@ class DemoCluster:
     # -- changing -----------------------------------------------------------------------------------
     def write(self, name: str, text: str, timeout: float = 20.0, wait: bool = True) -> None:
         """Add or replace an intent file (its pods get their namespaces first) and, with ``wait``, wait
-        until both nodes have it and delete the namespaces of pods gone."""
+        until both nodes have it and delete the namespaces of pods gone. Node documents: see without_nodes."""
         self._check_name(name)
+        text = without_nodes(name, text)
         files = {**self._files(), name: text}
         self._sync_pods(files, before=True)
         self._write(name, text)
@@ -208,6 +240,8 @@ class DemoCluster:
         return out
 
     def close(self) -> None:
+        if os.getpid() != self._owner:
+            return      # a child pyroute2 forked, interrupted and unwinding our stack (control/lab/netns.py)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -303,10 +337,9 @@ def main(argv=None) -> int:
     try:
         with open(path) as f:
             text = f.read()
-        I.load([(path, text)] + [(NODES_FILE, "".join(
-            f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {n}}}\n"
-            f"spec: {{fabricAddress: {ip}, control: \"ipc:///nonexistent\"}}\n" for n, ip in NODES))])
-    except (OSError, I.IntentError) as e:
+        I.load([(path, without_nodes(path, text)),
+                (NODES_FILE, node_documents((n, ip, None, "ipc:///nonexistent") for n, ip in NODES))])
+    except (OSError, I.IntentError, DemoError) as e:
         print(f"vrouter demo: {e}", file=sys.stderr)
         return 2
     t0 = time.monotonic()

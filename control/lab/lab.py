@@ -17,8 +17,9 @@ empty control plane (only the fabric vif); ``fabric.gateway_mac`` is the MAC of 
 default only, since the tunnel next hops the agent pushes carry the remote node's MAC.
 
 ``Lab(keep=True)``: ``close()`` leaves namespaces, processes and files as they are (``describe()`` says
-where); ``Lab.cleanup(tag)`` removes them later, from any process. Every command runs with a timeout; a
-failure raises LabError naming the command and its stderr.
+where); ``Lab.cleanup(tag)`` removes them later, from any process. Namespaces, links and addresses are
+set over netlink (control/lab/netns.py); processes in a namespace start with `ip netns exec`. Every command
+runs with a timeout; a failure raises LabError naming the command or request and why it failed.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from vrouter.netns import Topology, sh
+from control.lab.netns import Topology, TopologyError, delete_netns, list_netns
 
 TAG_PREFIX = "vrdemo"
 STOP_TIMEOUT = 10.0          # SIGTERM, then SIGKILL after this many seconds
@@ -134,9 +135,11 @@ class LabError(RuntimeError):
 
 @contextlib.contextmanager
 def _commands():
-    """Turn a failed or timed-out command into a LabError."""
+    """Turn a failed or timed-out command, or a refused netlink request, into a LabError."""
     try:
         yield
+    except TopologyError as e:
+        raise LabError(str(e)) from e
     except subprocess.CalledProcessError as e:
         raise LabError(f"{shlex.join(map(str, e.cmd))} failed with {e.returncode}: "
                        f"{(e.stderr or '').strip()}") from e
@@ -191,6 +194,7 @@ class Lab:
         self.pod_responders: dict[str, list[subprocess.Popen]] = {}   # netns -> its responders
         self.fabric: str | None = None            # the bridge's namespace, made with the first node
         self._closed = False
+        self._owner = os.getpid()
 
     def __enter__(self) -> "Lab":
         return self
@@ -216,12 +220,11 @@ class Lab:
         with _commands():
             if self.fabric is None:
                 self.fabric = self.topo.netns("fabric")
-                sh("ip", "-n", self.fabric, "link", "add", "br0", "type", "bridge")
-                self.topo.up(self.fabric, "br0")
+                self.topo.bridge(self.fabric, "br0")
             ns = self.topo.netns(name)
             port = f"p{index}"
             self.topo.veth(self.fabric, port, ns, "fab0")
-            sh("ip", "-n", self.fabric, "link", "set", port, "master", "br0")
+            self.topo.master(self.fabric, port, "br0")
             mac = self.topo.mac(ns, "fab0", f"02:fa:00:00:00:{index:02x}")
             self.topo.addr(ns, "fab0", f"{ip}/24")
         node = LabNode(name, index, ns, str(ip), mac, run_dir)
@@ -249,8 +252,7 @@ class Lab:
         for p in self.pod_responders.pop(ns, []):
             _terminate(p, 0)
         with _commands():
-            sh("ip", "netns", "del", ns)
-        self.topo.namespaces.remove(ns)
+            self.topo.remove(ns)
 
     # --- vrouters -------------------------------------------------------------------------------
 
@@ -404,7 +406,10 @@ class Lab:
     def close(self) -> None:
         """Stop the vrouters (SIGTERM, then SIGKILL), kill the responders, delete every namespace and the
         lab directory. With keep=True: nothing (see `cleanup`)."""
-        if self._closed or self.keep:
+        if self._closed or os.getpid() != self._owner:     # not in a forked child (netns.py)
+            return
+        if self.keep:
+            self.topo.release()      # our sockets must not keep its namespaces alive past `cleanup`
             return
         self._closed = True
         try:
@@ -442,10 +447,9 @@ class Lab:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         with _commands():
-            names = [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()]
-            for ns in names:
+            for ns in list_netns():
                 if ns.startswith(f"{tag}-"):
-                    sh("ip", "netns", "del", ns)
+                    delete_netns(ns)
         shutil.rmtree(root, ignore_errors=True)
 
 
