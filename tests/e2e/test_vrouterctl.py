@@ -190,11 +190,15 @@ def test_capture_writes_a_pcap_tcpdump_and_tshark_read(node_with_pods, topo, tmp
     cap = subprocess.Popen([sys.executable, "-m", "control.ctl", "--socket", f"ipc://{vr.dir}/control.sock",
                             "capture", "--vif", "2", "-w", str(out), "--count", "6", "--seconds", "20",
                             "-o", "json"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    import time
-    time.sleep(0.5)   # the capture is on before the pings start
-    r = topo.run(topo.namespaces[1], "ping", "-c", "3", "-i", "0.2", "10.1.0.3", check=False)
-    assert r.returncode == 0
-    res = json.loads(cap.communicate(timeout=30)[0])
+    # pings until the capture has its 6 frames: when the capture starts is the capture's business (a
+    # loaded machine takes seconds to start a Python process); any 6 consecutive frames of an echo
+    # exchange are 3 requests and 3 replies
+    ping = topo.popen(topo.namespaces[1], "ping", "-c", "100", "-i", "0.2", "10.1.0.3", stdout=subprocess.DEVNULL)
+    try:
+        res = json.loads(cap.communicate(timeout=30)[0])
+    finally:
+        ping.kill()
+        ping.wait(timeout=10)
     assert cap.returncode == 0 and res["frames"] == 6
     pkts = rdpcap(str(out))
     echo = [p for p in pkts if p.haslayer(ICMP)]
