@@ -6,7 +6,7 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from control.agent.intent import DEFAULT_POD_NETWORK, Intent, IntentError, load, match_labels
+from control.agent.intent import DEFAULT_POD_NETWORK, Intent, IntentError, LabelSelector, load, match_labels
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
@@ -229,8 +229,10 @@ def test_realistic_example_loads(intent):
     assert intent.subnets[("shared", "svc-v4")].default_gateway == ip("10.50.0.1")   # defaulted
     assert intent.nodes["node-1"].fabric_mac == "02:00:00:00:00:01"
     assert intent.nodes["node-2"].fabric_address == ip("2001:db8::2")
-    assert len(intent.ignored) == 1 and "apps/v1 Deployment prod/ignored-deploy" in intent.ignored[0]
-    assert "pods.yaml doc 9" in intent.ignored[0]
+    (ig,) = intent.ignored
+    assert (ig.file, ig.doc, ig.api_version, ig.kind, ig.namespace, ig.name) == (
+        "pods.yaml", 9, "apps/v1", "Deployment", "prod", "ignored-deploy")
+    assert str(ig) == "pods.yaml doc 9: apps/v1 Deployment prod/ignored-deploy ignored (not a kind the agent reads)"
 
 
 def test_vnr_selection(intent):
@@ -268,10 +270,10 @@ def test_pods_and_pod_networks(intent):
 
 def test_network_policy(intent):
     np_ = intent.network_policies[("prod", "db-allow-web")]
-    assert np_.pod_selector == {"app": "db"} and np_.policy_types == ["Ingress", "Egress"]
+    assert np_.pod_selector == LabelSelector.of({"app": "db"}) and np_.policy_types == ["Ingress", "Egress"]
     peers = np_.ingress[0].peers
-    assert peers[0].pod_selector == {"app": "web"} and peers[0].namespace_selector is None
-    assert peers[1].namespace_selector == {"role": "hub-ns"} and peers[1].pod_selector == {}
+    assert peers[0].pod_selector.labels == {"app": "web"} and peers[0].namespace_selector is None
+    assert peers[1].namespace_selector.labels == {"role": "hub-ns"} and peers[1].pod_selector.empty
     assert peers[2].ip_block.cidr == net("172.16.0.0/16") and peers[2].ip_block.excepts == [net("172.16.1.0/24")]
     ports = np_.ingress[0].ports
     assert [(p.protocol, p.port, p.end_port) for p in ports] == [
@@ -365,10 +367,9 @@ BROKEN = [
     ("vnr-no-type", VNR + "spec: {virtualNetworkSelector: {matchLabels: {a: b}}}\n", "spec.type: missing",
      "spec.type"),
     ("vnr-bad-type", VNR + "spec: {type: star}\n", "unknown type 'star'", "spec.type"),
-    ("vnr-import-no-selector", VNR + "spec: {type: hub, import: {virtualNetworkRouters: [{namespaceSelector: {}}]}}\n",
-     "missing", "spec.import.virtualNetworkRouters[0].virtualNetworkRouterSelector"),
-    ("vnr-match-expressions", VNR + "spec: {type: mesh, virtualNetworkSelector: {matchExpressions: "
-     "[{key: a, operator: Exists}]}}\n", "not supported", "spec.virtualNetworkSelector.matchExpressions"),
+    ("vnr-import-no-selector", VNR + "spec: {type: hub, virtualNetworkSelector: {}, import: {virtualNetworkRouters:"
+     " [{namespaceSelector: {}}]}}\n", "missing (use {} for every VirtualNetworkRouter",
+     "spec.import.virtualNetworkRouters[0].virtualNetworkRouterSelector"),
     ("pod-no-node-name", POD + "spec: {}\n", "spec.nodeName: missing", "spec.nodeName"),
     ("pod-unknown-node", POD + "spec: {nodeName: node-9}\n", "t.yaml doc 6 (Pod ns/x): spec.nodeName: no node node-9",
      "spec.nodeName"),
@@ -468,8 +469,10 @@ def test_cn2_versions_and_unknown_fields(version):
     it = load(text)
     assert it.virtual_networks[("ns", "v")].v4_subnet == ("ns", "s")
     assert it.subnets[("ns", "s")].default_gateway == ip("10.9.0.1")
-    assert [i.split(":")[0] for i in it.ignored] == ["<text 1> doc 3", "<text 1> doc 4", "<text 1> doc 5"]
-    assert "core.contrail.juniper.net/v2 Subnet ns/future ignored" in it.ignored[1]
+    assert [str(i).split(":")[0] for i in it.ignored] == ["<text 1> doc 3", "<text 1> doc 4", "<text 1> doc 5"]
+    assert str(it.ignored[1]) == ("<text 1> doc 4: core.contrail.juniper.net/v2 Subnet ns/future ignored (the agent "
+                                  "reads Subnet as core.contrail.juniper.net/v1alpha1 or core.contrail.juniper.net/v1)")
+    assert it.ignored[2].why == "not a kind the agent reads; it reads Node as vrouter.io/v1"
 
 
 def test_files_and_default_pod_network_override(tmp_path):
@@ -530,7 +533,8 @@ def test_selectors_match_brute_force(vns, vnrs, ns_labels, sel, ns_sel, scope):
                      "spec": {"v4SubnetReference": {"name": "s"}}})
     for i, (n, lab) in enumerate(vnrs):
         docs.append({"apiVersion": "core.contrail.juniper.net/v1", "kind": "VirtualNetworkRouter",
-                     "metadata": {"name": f"r{i}", "namespace": n, "labels": lab}, "spec": {"type": "mesh"}})
+                     "metadata": {"name": f"r{i}", "namespace": n, "labels": lab},
+                     "spec": {"type": "mesh", "virtualNetworkSelector": {}}})
     it = load(yaml.safe_dump_all(docs))
 
     def brute(selector, labels):
