@@ -369,10 +369,14 @@ class SelectorError(ValueError):
 
 
 def _close(word: Any, choices: Iterable[str]) -> str | None:
-    """The choice ``word`` is most likely a typo of (same letters ignoring case, or difflib's ratio >= 0.8)."""
+    """The choice ``word`` is most likely a typo of: the same letters in any order and case (``form``,
+    ``pod``), else difflib's ratio >= 0.8 (``Subnett``, ``namespaceSelecter``); None if none is."""
     if not isinstance(word, str):
         return None
     by_lower = {c.lower(): c for c in choices}
+    same = [c for lc, c in by_lower.items() if sorted(lc) == sorted(word.lower())]
+    if same:
+        return same[0]
     got = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.8)
     return by_lower[got[0]] if got else None
 
@@ -498,7 +502,7 @@ class LabelSelector:
         pairs = []
         for k, v in labels.items():
             at = f"{lp}.{k}"
-            if k in ("matchExpressions", "matchLabels"):
+            if k in _SELECTOR_FIELDS and isinstance(v, (list, dict)):
                 raise SelectorError(at, f"misplaced: {k} goes beside matchLabels, not inside it")
             if not isinstance(k, str) or not isinstance(v, str):
                 raise SelectorError(at, f"label keys and values must be strings, not {v!r}" + _string_hint(v))
