@@ -6,7 +6,8 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from control.agent.intent import DEFAULT_POD_NETWORK, Intent, IntentError, LabelSelector, load, match_labels
+from control.agent.intent import (DEFAULT_POD_NETWORK, Intent, IntentError, IntentFormatError, LabelSelector, load,
+                                  match_labels)
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
@@ -566,3 +567,81 @@ def test_single_pair_and_tuple_of_paths(tmp_path):
     assert sorted(load((str(a), str(b))).namespaces) == ["a", "b"]
     with pytest.raises(IntentError, match=r"^x.yaml doc 1 \(Namespace a\): metadata.name: duplicate"):
         load([a, ("x.yaml", a.read_text())])
+
+
+# ---------------------------------------------------------------------------------------------- kinds
+
+def _doc(api, kind, name="x", ns="ns"):
+    return f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n"
+
+
+@pytest.mark.parametrize("api,kind,fld,text", [
+    ("core.contrail.juniper.net/v1", "Subnett", "kind",
+     "no kind Subnett in core.contrail.juniper.net/v1 (did you mean Subnet?)"),
+    ("core.contrail.juniper.net/v1alpha1", "virtualnetwork", "kind", "(did you mean VirtualNetwork?)"),
+    ("core.contrail.juniper.net/v1", "VirtualNetworkRouters", "kind", "(did you mean VirtualNetworkRouter?)"),
+    ("core.contrail.juniper.net/v1", "VirtualNetwrok", "kind", "(did you mean VirtualNetwork?)"),
+    ("v1", "Pods", "kind", "no kind Pods in v1 (did you mean Pod?)"),
+    ("v1", "namespace", "kind", "(did you mean Namespace?)"),
+    ("networking.k8s.io/v1", "NetworkPolicies", "kind", "(did you mean NetworkPolicy?)"),
+    ("vrouter.io/v1", "Nodes", "kind", "(did you mean Node?)"),
+    ("vrouter.io/v1", "Config", "kind", "no kind Config in vrouter.io/v1 (the agent reads Node)"),
+    ("vrouter.io/v2", "Node", "apiVersion", "Node is read as apiVersion vrouter.io/v1, not vrouter.io/v2"),
+    ("V1", "Pod", "apiVersion", "Pod is read as apiVersion v1, not V1"),
+    ("v1", "NetworkPolicy", "apiVersion",
+     "no kind NetworkPolicy in v1 (did you mean apiVersion networking.k8s.io/v1?)"),
+    ("core.contrail.juniper.net/v1", "Pod", "apiVersion", "(did you mean apiVersion v1?)"),
+    ("networking.k8s.oi/v1", "NetworkPolicy", "apiVersion",
+     "unknown group networking.k8s.oi (did you mean apiVersion networking.k8s.io/v1?)"),
+    ("core.contrail.juniper.com/v1", "Subnet", "apiVersion", "did you mean apiVersion core.contrail.juniper.net/"),
+])
+def test_a_typo_of_a_kind_or_group_the_agent_reads_is_refused(api, kind, fld, text):
+    with pytest.raises(IntentFormatError) as ei:
+        load([("t.yaml", BASE + "---\n" + _doc(api, kind))])
+    e = ei.value
+    assert (e.file, e.doc, e.kind, e.namespace, e.name, e.field) == ("t.yaml", 6, kind, "ns", "x", fld), str(e)
+    assert text in e.msg, str(e)
+    assert str(e).startswith(f"t.yaml doc 6 ({kind} ns/x): {fld}: ")
+
+
+@pytest.mark.parametrize("api,kind,why", [
+    ("apps/v1", "Deployment", "not a kind the agent reads"),
+    ("core.contrail.juniper.net/v1", "RoutingInstance", "not a kind the agent reads"),
+    ("core.contrail.juniper.net/v1", "VirtualRouter", "not a kind the agent reads"),
+    ("core.contrail.juniper.net/v1", "SomethingNew", "not a kind the agent reads"),
+    ("v1", "Service", "not a kind the agent reads"),
+    ("v1", "Node", "not a kind the agent reads; it reads Node as vrouter.io/v1"),
+    ("networking.k8s.io/v1", "Ingress", "not a kind the agent reads"),
+    ("networking.k8s.io/v1beta1", "NetworkPolicy", "the agent reads NetworkPolicy as networking.k8s.io/v1"),
+    ("kubeovn.io/v1", "Subnet", "not a kind the agent reads; it reads Subnet as core.contrail.juniper.net/v1alpha1 "
+                                "or core.contrail.juniper.net/v1"),
+    ("crd.projectcalico.org/v1", "NetworkPolicy", "it reads NetworkPolicy as networking.k8s.io/v1"),
+    ("apps/v1", "Pods", "not a kind the agent reads; did you mean v1 Pod?"),
+])
+def test_other_kinds_are_reported_not_refused(api, kind, why):
+    it = load([("t.yaml", BASE + "---\n" + _doc(api, kind))])
+    (ig,) = it.ignored
+    assert (ig.file, ig.doc, ig.api_version, ig.kind, ig.namespace, ig.name) == ("t.yaml", 6, api, kind, "ns", "x")
+    assert why in ig.why and str(ig) == f"t.yaml doc 6: {api} {kind} ns/x ignored ({ig.why})"
+
+
+def test_no_intent_and_unreadable_input_are_format_errors(tmp_path):
+    for sources, text in [([("e.yaml", "")], "no intent: no YAML document in e.yaml"),
+                          ([("e.yaml", "# nothing\n---\n---\n"), ("f.yaml", "\n")],
+                           "no intent: no YAML document in e.yaml, f.yaml"),
+                          ([], "no intent: no YAML document in no file"),
+                          ([("e.yaml", _doc("apps/v1", "Deployment") + "---\n" + _doc("v1", "Service", "s"))],
+                           "no intent: none of the 2 documents is of a kind the agent reads (ignored: e.yaml doc 1: "
+                           "apps/v1 Deployment ns/x ignored"),
+                          ([("b.yaml", "a: [\n")], "bad YAML"),
+                          ([tmp_path / "missing.yaml"], "cannot read"),
+                          ([("d.yaml", "- 1\n")], "document must be a mapping"),
+                          ([("d.yaml", "kind: Pod\n")], "apiVersion: missing"),
+                          ([("d.yaml", "apiVersion: v1\nkind: 3\n")], "kind: must be a non-empty string")]:
+        with pytest.raises(IntentFormatError) as ei:
+            load(sources)
+        assert text in str(ei.value), str(ei.value)
+    # a field the agent reads, wrong: refused, but not a format error
+    with pytest.raises(IntentError) as ei:
+        load([("t.yaml", BASE + "---\n" + POD + "spec: {nodeName: node-9}\n")])
+    assert not isinstance(ei.value, IntentFormatError)
