@@ -364,6 +364,7 @@ def test_vnr_virtual_network_selector(selector, want):
      "misplaced: goes inside spec.virtualNetworkSelector"),
     ("type: mesh\nvirtualNetworkSelecter: {}\n", "spec.virtualNetworkSelecter",
      "unknown field (did you mean virtualNetworkSelector?)"),
+    ("tpye: mesh\nvirtualNetworkSelector: {}\n", "spec.tpye", "unknown field (did you mean type?)"),
     ("type: mesh\nvirtualNetworkSelector: {matchExpressions: [{key: role, operator: Exists, values: [hub]}]}\n",
      "spec.virtualNetworkSelector.matchExpressions[0].values", "must be empty when operator is Exists"),
     ("type: hub\nvirtualNetworkSelector: {}\nimport: {virtualNetworkRouters: [{namespaceSelector: {}}]}\n",

@@ -814,15 +814,15 @@ def _parse_vn(d: _Doc, spec: dict, labels: dict) -> VirtualNetwork:
 
 
 def _parse_vnr(d: _Doc, spec: dict, labels: dict) -> VirtualNetworkRouter:
-    t = d.string(spec.get("type"), "spec.type", required=True)
-    if t not in VNR_TYPES:
-        raise d.error("spec.type", f"unknown type {t!r} (one of {', '.join(VNR_TYPES)})")
     d.check_keys(spec, "spec", VNR_SPEC_FIELDS, {
         "matchLabels": "goes inside spec.virtualNetworkSelector",
         "matchExpressions": "goes inside spec.virtualNetworkSelector",
         "virtualNetworkRouters": "goes inside spec.import",
         "virtualNetworkRouterSelector": "goes in an entry of spec.import.virtualNetworkRouters",
         "namespaceSelector": "goes in an entry of spec.import.virtualNetworkRouters"})
+    t = d.string(spec.get("type"), "spec.type", required=True)
+    if t not in VNR_TYPES:
+        raise d.error("spec.type", f"unknown type {t!r} (one of {', '.join(VNR_TYPES)})")
     vns = d.selector(spec.get("virtualNetworkSelector"), "spec.virtualNetworkSelector",
                      required="use {} for every VirtualNetwork of the namespace")
     imp = d.mapping(spec.get("import"), "spec.import")
