@@ -53,6 +53,10 @@ class VNSpec:
 class ImportSpec:
     selector: dict[str, str]                  # virtualNetworkRouterSelector.matchLabels
     namespace_selector: dict[str, str] | None  # None: not written (the VNR's own namespace)
+    expressions: list[dict] = field(default_factory=list)   # virtualNetworkRouterSelector.matchExpressions
+
+    def raw_selector(self) -> dict:
+        return _raw(self.selector, self.expressions)
 
 
 @dataclass
@@ -63,6 +67,10 @@ class VNRSpec:
     labels: dict[str, str]
     selector: dict[str, str]                  # virtualNetworkSelector.matchLabels ({}: every VN of the ns)
     imports: list[ImportSpec] = field(default_factory=list)
+    expressions: list[dict] = field(default_factory=list)   # virtualNetworkSelector.matchExpressions
+
+    def raw_selector(self) -> dict:
+        return _raw(self.selector, self.expressions)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -119,11 +127,11 @@ class IntentSpec:
                         "metadata": {"name": vn.name, "namespace": vn.namespace, "labels": dict(vn.labels)},
                         "spec": spec})
         for r in self.vnrs:
-            spec = {"type": r.type, "virtualNetworkSelector": {"matchLabels": dict(r.selector)}}
+            spec = {"type": r.type, "virtualNetworkSelector": r.raw_selector()}
             if r.imports:
                 imps = []
                 for imp in r.imports:
-                    e: dict = {"virtualNetworkRouterSelector": {"matchLabels": dict(imp.selector)}}
+                    e: dict = {"virtualNetworkRouterSelector": imp.raw_selector()}
                     if imp.namespace_selector is not None:
                         e["namespaceSelector"] = ({"matchLabels": dict(imp.namespace_selector)}
                                                   if imp.namespace_selector else {})
@@ -152,6 +160,14 @@ class IntentSpec:
         return next(v for v in self.vns if v.key == tuple(key))
 
 
+def _raw(match_labels: dict, expressions: list[dict]) -> dict:
+    """A LabelSelector's YAML form (matchExpressions only when there are some)."""
+    out: dict = {"matchLabels": dict(match_labels)}
+    if expressions:
+        out["matchExpressions"] = copy.deepcopy(expressions)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- strategies
 
 def label_sets(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[dict[str, str]]:
@@ -162,6 +178,22 @@ def label_sets(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[dict[str, 
 def namespace_selectors(spaces) -> st.SearchStrategy[dict[str, str] | None]:
     return st.one_of(st.none(), st.just({}),
                      st.sampled_from(tuple(spaces) + ("ns-z",)).map(lambda n: {NS_NAME_LABEL: n}))
+
+
+@st.composite
+def expressions(draw, pool: dict[str, tuple[str, ...]]) -> list[dict]:
+    """Mostly none; else 1-2 matchExpressions of any operator over the pool's keys and values."""
+    if draw(st.integers(0, 3)):
+        return []
+    out = []
+    for _ in range(draw(st.integers(1, 2))):
+        key = draw(st.sampled_from(sorted(pool)))
+        op = draw(st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist")))
+        e = {"key": key, "operator": op}
+        if op in ("In", "NotIn"):
+            e["values"] = draw(st.lists(st.sampled_from(pool[key]), min_size=1, max_size=2, unique=True))
+        out.append(e)
+    return out
 
 
 def sub_labels(labels: dict[str, str]) -> st.SearchStrategy[dict[str, str]]:
@@ -180,7 +212,8 @@ def vnr_specs(draw, name: str, spaces, vns: list[VNSpec]) -> VNRSpec:
             sel = {k: vn.labels[k]}
     else:
         ns, sel = draw(st.sampled_from(spaces)), draw(label_sets(VN_LABELS))
-    return VNRSpec(name, ns, draw(st.sampled_from(VNR_TYPES)), draw(label_sets(VNR_LABELS)), sel)
+    return VNRSpec(name, ns, draw(st.sampled_from(VNR_TYPES)), draw(label_sets(VNR_LABELS)), sel,
+                   expressions=draw(expressions(VN_LABELS)))
 
 
 @st.composite
@@ -195,7 +228,7 @@ def import_specs(draw, r: VNRSpec, vnrs: list[VNRSpec], spaces) -> list[ImportSp
             nss = draw(st.sampled_from([None, {}, {NS_NAME_LABEL: t.namespace}, {NS_NAME_LABEL: r.namespace}]))
         else:
             sel, nss = draw(label_sets(VNR_LABELS)), draw(namespace_selectors(spaces))
-        out.append(ImportSpec(sel, nss))
+        out.append(ImportSpec(sel, nss, draw(expressions(VNR_LABELS))))
     return out
 
 
@@ -304,6 +337,7 @@ def mutated(draw, spec: IntentSpec) -> IntentSpec:
         elif op == "relabel_vnr" and s.vnrs:
             r = draw(st.sampled_from(s.vnrs))
             r.selector = draw(label_sets(VN_LABELS))
+            r.expressions = draw(expressions(VN_LABELS))
             r.labels = draw(label_sets(VNR_LABELS))
         elif op == "add_node" and len(s.nodes) < 3:
             s.nodes.append(next(n for n in range(1, 4) if n not in s.nodes))

@@ -6,7 +6,8 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from control.agent.intent import DEFAULT_POD_NETWORK, Intent, IntentError, load, match_labels
+from control.agent.intent import (DEFAULT_POD_NETWORK, Intent, IntentError, IntentFormatError, LabelSelector, load,
+                                  match_labels)
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
@@ -229,8 +230,10 @@ def test_realistic_example_loads(intent):
     assert intent.subnets[("shared", "svc-v4")].default_gateway == ip("10.50.0.1")   # defaulted
     assert intent.nodes["node-1"].fabric_mac == "02:00:00:00:00:01"
     assert intent.nodes["node-2"].fabric_address == ip("2001:db8::2")
-    assert len(intent.ignored) == 1 and "apps/v1 Deployment prod/ignored-deploy" in intent.ignored[0]
-    assert "pods.yaml doc 9" in intent.ignored[0]
+    (ig,) = intent.ignored
+    assert (ig.file, ig.doc, ig.api_version, ig.kind, ig.namespace, ig.name) == (
+        "pods.yaml", 9, "apps/v1", "Deployment", "prod", "ignored-deploy")
+    assert str(ig) == "pods.yaml doc 9: apps/v1 Deployment prod/ignored-deploy ignored (not a kind the agent reads)"
 
 
 def test_vnr_selection(intent):
@@ -268,10 +271,10 @@ def test_pods_and_pod_networks(intent):
 
 def test_network_policy(intent):
     np_ = intent.network_policies[("prod", "db-allow-web")]
-    assert np_.pod_selector == {"app": "db"} and np_.policy_types == ["Ingress", "Egress"]
+    assert np_.pod_selector == LabelSelector.of({"app": "db"}) and np_.policy_types == ["Ingress", "Egress"]
     peers = np_.ingress[0].peers
-    assert peers[0].pod_selector == {"app": "web"} and peers[0].namespace_selector is None
-    assert peers[1].namespace_selector == {"role": "hub-ns"} and peers[1].pod_selector == {}
+    assert peers[0].pod_selector.labels == {"app": "web"} and peers[0].namespace_selector is None
+    assert peers[1].namespace_selector.labels == {"role": "hub-ns"} and peers[1].pod_selector.empty
     assert peers[2].ip_block.cidr == net("172.16.0.0/16") and peers[2].ip_block.excepts == [net("172.16.1.0/24")]
     ports = np_.ingress[0].ports
     assert [(p.protocol, p.port, p.end_port) for p in ports] == [
@@ -365,10 +368,9 @@ BROKEN = [
     ("vnr-no-type", VNR + "spec: {virtualNetworkSelector: {matchLabels: {a: b}}}\n", "spec.type: missing",
      "spec.type"),
     ("vnr-bad-type", VNR + "spec: {type: star}\n", "unknown type 'star'", "spec.type"),
-    ("vnr-import-no-selector", VNR + "spec: {type: hub, import: {virtualNetworkRouters: [{namespaceSelector: {}}]}}\n",
-     "missing", "spec.import.virtualNetworkRouters[0].virtualNetworkRouterSelector"),
-    ("vnr-match-expressions", VNR + "spec: {type: mesh, virtualNetworkSelector: {matchExpressions: "
-     "[{key: a, operator: Exists}]}}\n", "not supported", "spec.virtualNetworkSelector.matchExpressions"),
+    ("vnr-import-no-selector", VNR + "spec: {type: hub, virtualNetworkSelector: {}, import: {virtualNetworkRouters:"
+     " [{namespaceSelector: {}}]}}\n", "missing (use {} for every VirtualNetworkRouter",
+     "spec.import.virtualNetworkRouters[0].virtualNetworkRouterSelector"),
     ("pod-no-node-name", POD + "spec: {}\n", "spec.nodeName: missing", "spec.nodeName"),
     ("pod-unknown-node", POD + "spec: {nodeName: node-9}\n", "t.yaml doc 6 (Pod ns/x): spec.nodeName: no node node-9",
      "spec.nodeName"),
@@ -468,8 +470,10 @@ def test_cn2_versions_and_unknown_fields(version):
     it = load(text)
     assert it.virtual_networks[("ns", "v")].v4_subnet == ("ns", "s")
     assert it.subnets[("ns", "s")].default_gateway == ip("10.9.0.1")
-    assert [i.split(":")[0] for i in it.ignored] == ["<text 1> doc 3", "<text 1> doc 4", "<text 1> doc 5"]
-    assert "core.contrail.juniper.net/v2 Subnet ns/future ignored" in it.ignored[1]
+    assert [str(i).split(":")[0] for i in it.ignored] == ["<text 1> doc 3", "<text 1> doc 4", "<text 1> doc 5"]
+    assert str(it.ignored[1]) == ("<text 1> doc 4: core.contrail.juniper.net/v2 Subnet ns/future ignored (the agent "
+                                  "reads Subnet as core.contrail.juniper.net/v1alpha1 or core.contrail.juniper.net/v1)")
+    assert it.ignored[2].why == "not a kind the agent reads; it reads Node as vrouter.io/v1"
 
 
 def test_files_and_default_pod_network_override(tmp_path):
@@ -530,7 +534,8 @@ def test_selectors_match_brute_force(vns, vnrs, ns_labels, sel, ns_sel, scope):
                      "spec": {"v4SubnetReference": {"name": "s"}}})
     for i, (n, lab) in enumerate(vnrs):
         docs.append({"apiVersion": "core.contrail.juniper.net/v1", "kind": "VirtualNetworkRouter",
-                     "metadata": {"name": f"r{i}", "namespace": n, "labels": lab}, "spec": {"type": "mesh"}})
+                     "metadata": {"name": f"r{i}", "namespace": n, "labels": lab},
+                     "spec": {"type": "mesh", "virtualNetworkSelector": {}}})
     it = load(yaml.safe_dump_all(docs))
 
     def brute(selector, labels):
@@ -562,3 +567,81 @@ def test_single_pair_and_tuple_of_paths(tmp_path):
     assert sorted(load((str(a), str(b))).namespaces) == ["a", "b"]
     with pytest.raises(IntentError, match=r"^x.yaml doc 1 \(Namespace a\): metadata.name: duplicate"):
         load([a, ("x.yaml", a.read_text())])
+
+
+# ---------------------------------------------------------------------------------------------- kinds
+
+def _doc(api, kind, name="x", ns="ns"):
+    return f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n"
+
+
+@pytest.mark.parametrize("api,kind,fld,text", [
+    ("core.contrail.juniper.net/v1", "Subnett", "kind",
+     "no kind Subnett in core.contrail.juniper.net/v1 (did you mean Subnet?)"),
+    ("core.contrail.juniper.net/v1alpha1", "virtualnetwork", "kind", "(did you mean VirtualNetwork?)"),
+    ("core.contrail.juniper.net/v1", "VirtualNetworkRouters", "kind", "(did you mean VirtualNetworkRouter?)"),
+    ("core.contrail.juniper.net/v1", "VirtualNetwrok", "kind", "(did you mean VirtualNetwork?)"),
+    ("v1", "Pods", "kind", "no kind Pods in v1 (did you mean Pod?)"),
+    ("v1", "namespace", "kind", "(did you mean Namespace?)"),
+    ("networking.k8s.io/v1", "NetworkPolicies", "kind", "(did you mean NetworkPolicy?)"),
+    ("vrouter.io/v1", "Nodes", "kind", "(did you mean Node?)"),
+    ("vrouter.io/v1", "Config", "kind", "no kind Config in vrouter.io/v1 (the agent reads Node)"),
+    ("vrouter.io/v2", "Node", "apiVersion", "Node is read as apiVersion vrouter.io/v1, not vrouter.io/v2"),
+    ("V1", "Pod", "apiVersion", "Pod is read as apiVersion v1, not V1"),
+    ("v1", "NetworkPolicy", "apiVersion",
+     "no kind NetworkPolicy in v1 (did you mean apiVersion networking.k8s.io/v1?)"),
+    ("core.contrail.juniper.net/v1", "Pod", "apiVersion", "(did you mean apiVersion v1?)"),
+    ("networking.k8s.oi/v1", "NetworkPolicy", "apiVersion",
+     "unknown group networking.k8s.oi (did you mean apiVersion networking.k8s.io/v1?)"),
+    ("core.contrail.juniper.com/v1", "Subnet", "apiVersion", "did you mean apiVersion core.contrail.juniper.net/"),
+])
+def test_a_typo_of_a_kind_or_group_the_agent_reads_is_refused(api, kind, fld, text):
+    with pytest.raises(IntentFormatError) as ei:
+        load([("t.yaml", BASE + "---\n" + _doc(api, kind))])
+    e = ei.value
+    assert (e.file, e.doc, e.kind, e.namespace, e.name, e.field) == ("t.yaml", 6, kind, "ns", "x", fld), str(e)
+    assert text in e.msg, str(e)
+    assert str(e).startswith(f"t.yaml doc 6 ({kind} ns/x): {fld}: ")
+
+
+@pytest.mark.parametrize("api,kind,why", [
+    ("apps/v1", "Deployment", "not a kind the agent reads"),
+    ("core.contrail.juniper.net/v1", "RoutingInstance", "not a kind the agent reads"),
+    ("core.contrail.juniper.net/v1", "VirtualRouter", "not a kind the agent reads"),
+    ("core.contrail.juniper.net/v1", "SomethingNew", "not a kind the agent reads"),
+    ("v1", "Service", "not a kind the agent reads"),
+    ("v1", "Node", "not a kind the agent reads; it reads Node as vrouter.io/v1"),
+    ("networking.k8s.io/v1", "Ingress", "not a kind the agent reads"),
+    ("networking.k8s.io/v1beta1", "NetworkPolicy", "the agent reads NetworkPolicy as networking.k8s.io/v1"),
+    ("kubeovn.io/v1", "Subnet", "not a kind the agent reads; it reads Subnet as core.contrail.juniper.net/v1alpha1 "
+                                "or core.contrail.juniper.net/v1"),
+    ("crd.projectcalico.org/v1", "NetworkPolicy", "it reads NetworkPolicy as networking.k8s.io/v1"),
+    ("apps/v1", "Pods", "not a kind the agent reads; did you mean v1 Pod?"),
+])
+def test_other_kinds_are_reported_not_refused(api, kind, why):
+    it = load([("t.yaml", BASE + "---\n" + _doc(api, kind))])
+    (ig,) = it.ignored
+    assert (ig.file, ig.doc, ig.api_version, ig.kind, ig.namespace, ig.name) == ("t.yaml", 6, api, kind, "ns", "x")
+    assert why in ig.why and str(ig) == f"t.yaml doc 6: {api} {kind} ns/x ignored ({ig.why})"
+
+
+def test_no_intent_and_unreadable_input_are_format_errors(tmp_path):
+    for sources, text in [([("e.yaml", "")], "no intent: no YAML document in e.yaml"),
+                          ([("e.yaml", "# nothing\n---\n---\n"), ("f.yaml", "\n")],
+                           "no intent: no YAML document in e.yaml, f.yaml"),
+                          ([], "no intent: no YAML document in no file"),
+                          ([("e.yaml", _doc("apps/v1", "Deployment") + "---\n" + _doc("v1", "Service", "s"))],
+                           "no intent: none of the 2 documents is of a kind the agent reads (ignored: e.yaml doc 1: "
+                           "apps/v1 Deployment ns/x ignored"),
+                          ([("b.yaml", "a: [\n")], "bad YAML"),
+                          ([tmp_path / "missing.yaml"], "cannot read"),
+                          ([("d.yaml", "- 1\n")], "document must be a mapping"),
+                          ([("d.yaml", "kind: Pod\n")], "apiVersion: missing"),
+                          ([("d.yaml", "apiVersion: v1\nkind: 3\n")], "kind: must be a non-empty string")]:
+        with pytest.raises(IntentFormatError) as ei:
+            load(sources)
+        assert text in str(ei.value), str(ei.value)
+    # a field the agent reads, wrong: refused, but not a format error
+    with pytest.raises(IntentError) as ei:
+        load([("t.yaml", BASE + "---\n" + POD + "spec: {nodeName: node-9}\n")])
+    assert not isinstance(ei.value, IntentFormatError)

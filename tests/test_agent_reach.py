@@ -7,13 +7,16 @@ both encapsulations; the tables must also be referentially sound and stable unde
 """
 from __future__ import annotations
 
+import copy
 import ipaddress
 import itertools
 import json
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 
+import selector_ref as ref
 from agent_strategies import (NS_NAME_LABEL, ImportSpec, IntentSpec, PodSpec, VNRSpec, VNSpec, intent_specs)
 from control.agent.compiler import Allocations, compile_cluster
 from control.agent.intent import IntentError, load
@@ -25,17 +28,14 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 # ---------------------------------------------------------------------------------------------- the model
 
-def _matches(selector: dict, labels: dict) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def model_routes_into(spec: IntentSpec) -> dict[tuple[str, str], set[tuple[str, str]]]:
     """VN -> the VNs whose routes it receives, straight from CN2's rules:
 
     isolated by default; a mesh VNR's members reach each other; a VNR importing another receives the
     imported VNR's members' routes (one way), honoured only for mesh<-mesh, hub<-spoke, spoke<-hub; a VN in
     several VNRs gets the union. Never itself (its own routes are its own)."""
-    members = {r.key: {v.key for v in spec.vns if v.namespace == r.namespace and _matches(r.selector, v.labels)}
+    members = {r.key: {v.key for v in spec.vns
+                       if v.namespace == r.namespace and ref.matches(r.raw_selector(), v.labels)}
                for r in spec.vnrs}
     out = {v.key: set() for v in spec.vns}
     allowed = {("mesh", "mesh"), ("hub", "spoke"), ("spoke", "hub")}
@@ -48,9 +48,10 @@ def model_routes_into(spec: IntentSpec) -> dict[tuple[str, str], set[tuple[str, 
                 scope = {r.namespace}
             else:
                 scope = {ns for ns in {q.namespace for q in spec.vnrs}
-                         if _matches(imp.namespace_selector, {NS_NAME_LABEL: ns})}
+                         if ref.matches({"matchLabels": imp.namespace_selector}, {NS_NAME_LABEL: ns})}
             for other in spec.vnrs:
-                if other.key == r.key or other.namespace not in scope or not _matches(imp.selector, other.labels):
+                if other.key == r.key or other.namespace not in scope or \
+                        not ref.matches(imp.raw_selector(), other.labels):
                     continue
                 if (r.type, other.type) in allowed:
                     for a in members[r.key]:
@@ -355,6 +356,75 @@ def test_ignored_imports_leak_nothing(encap):
                        VNRSpec("m4", "ns-a", "mesh", {"t": "mesh"}, {"k": "4"}, [ImportSpec({"t": "hub"}, None)])])
     spec.pods = _pods(spec.vns)
     assert reach_matrix(spec, encap) == set()
+
+
+# ---------------------------------------------------------------------------------------------- matchExpressions
+
+def _as_expressions(docs: list[dict]) -> list[dict]:
+    """The same intent with every selector's matchLabels written as matchExpressions (``key In [value]``)."""
+    def conv(sel):
+        exprs = [{"key": k, "operator": "In", "values": [v]} for k, v in (sel.get("matchLabels") or {}).items()]
+        return {"matchExpressions": exprs + list(sel.get("matchExpressions") or [])}
+
+    out = copy.deepcopy(docs)
+    for d in out:
+        spec = d.get("spec", {})
+        if d["kind"] == "VirtualNetworkRouter":
+            spec["virtualNetworkSelector"] = conv(spec["virtualNetworkSelector"])
+            for e in spec.get("import", {}).get("virtualNetworkRouters", []):
+                for k in ("virtualNetworkRouterSelector", "namespaceSelector"):
+                    if k in e:
+                        e[k] = conv(e[k])
+        elif d["kind"] == "NetworkPolicy":
+            spec["podSelector"] = conv(spec["podSelector"])
+            for peer in (p for rule in spec.get("ingress", []) for p in rule.get("from", [])):
+                for k in ("podSelector", "namespaceSelector"):
+                    if k in peer:
+                        peer[k] = conv(peer[k])
+    return out
+
+
+@FAST
+@given(spec=intent_specs())
+def test_match_labels_written_as_match_expressions_compile_the_same(spec):
+    docs = spec.docs()
+    alt = _as_expressions(docs)
+    assert "matchLabels" not in json.dumps([d for d in alt if d["kind"] in ("VirtualNetworkRouter", "NetworkPolicy")])
+    for encap in ENCAPS:
+        a = compile_cluster(load(yaml.safe_dump_all(docs)), encap=encap)
+        b = compile_cluster(load(yaml.safe_dump_all(alt)), encap=encap)
+        assert b.leaks == a.leaks and b.nodes == a.nodes and b.interfaces == a.interfaces
+
+
+def _in(key, *values):
+    return {"key": key, "operator": "In", "values": list(values)}
+
+
+# CN2's hub-and-spoke shape, selecting with matchExpressions: a hub VNR for the VNs with a role, a spoke VNR
+# for those with a site other than s3, each importing the other by an In expression on the VNR's label.
+CN2_HUB_SPOKE_EXPRESSIONS = IntentSpec(
+    [1, 2], [_vn(1, role="hub"), _vn(2, site="s1"), _vn(3, site="s2"), _vn(4, site="s3")],
+    [VNRSpec("hub", "ns-a", "hub", {"vnr": "hub"}, {}, [ImportSpec({}, None, [_in("vnr", "spoke")])],
+             [{"key": "role", "operator": "Exists"}]),
+     VNRSpec("spoke", "ns-a", "spoke", {"vnr": "spoke"}, {}, [ImportSpec({}, None, [_in("vnr", "hub", "x")])],
+             [{"key": "site", "operator": "Exists"}, {"key": "site", "operator": "NotIn", "values": ["s3"]},
+              {"key": "role", "operator": "DoesNotExist"}])])
+CN2_HUB_SPOKE_EXPRESSIONS.pods = _pods(CN2_HUB_SPOKE_EXPRESSIONS.vns)
+# the same with matchLabels only: vn2 and vn3 carry a label of their own for the spoke VNR to select
+CN2_HUB_SPOKE_LABELS = IntentSpec(
+    [1, 2], [_vn(1, role="hub"), _vn(2, site="s1", spoke="yes"), _vn(3, site="s2", spoke="yes"), _vn(4, site="s3")],
+    [VNRSpec("hub", "ns-a", "hub", {"vnr": "hub"}, {"role": "hub"}, [ImportSpec({"vnr": "spoke"}, None)]),
+     VNRSpec("spoke", "ns-a", "spoke", {"vnr": "spoke"}, {"spoke": "yes"}, [ImportSpec({"vnr": "hub"}, None)])])
+CN2_HUB_SPOKE_LABELS.pods = _pods(CN2_HUB_SPOKE_LABELS.vns)
+
+
+@pytest.mark.parametrize("encap", ENCAPS)
+def test_cn2_hub_and_spoke_with_match_expressions(encap):
+    # the hub reaches both spokes and they it; the spokes not each other; vn4 (site s3) nothing
+    want = _both_ways(("vn1", "vn2"), ("vn1", "vn3"))
+    assert reach_matrix(CN2_HUB_SPOKE_EXPRESSIONS, encap) == want == reach_matrix(CN2_HUB_SPOKE_LABELS, encap)
+    intent, cluster = compile_spec(CN2_HUB_SPOKE_EXPRESSIONS, encap)
+    check_reach(CN2_HUB_SPOKE_EXPRESSIONS, intent, cluster, encap)
 
 
 # ---------------------------------------------------------------------------------------------- pod devices

@@ -18,6 +18,14 @@ Rounds run when an intent file changes and, for each node, when its ``hello`` (e
 seconds) shows a restart. Bad intent keeps the last good one in force and logs the error naming the file,
 document and field. Nodes are pushed in parallel: one that does not answer (``hello`` times out after
 HELLO_TIMEOUT s) holds up no other, and is retried with a backoff (up to BACKOFF_MAX s).
+
+Exit codes. ``--check`` (the same loading as a round, so it refuses exactly what the agent would): 0 the
+intent is valid (documents the agent does not read are listed, ``ignored: ...``); 1 it is refused (the
+error names the file, document and field); 2 it is not intent at all (intent.IntentFormatError: no YAML
+document or no file, a file unreadable or not YAML, a document that is not an object, a kind or apiVersion
+that is a typo of one the agent reads, e.g. ``kind: Subnett``). The agent itself (and ``--once``) exits 2
+for the latter at startup; once running, any refused intent, an emptied directory included, leaves the
+last good one in force.
 """
 from __future__ import annotations
 
@@ -170,6 +178,15 @@ class Agent:
                 out.append(s)
         return out
 
+    def load_intent(self) -> I.Intent:
+        """The intent files, loaded and validated (intent.load); what both a round and ``--check`` read.
+        No *.yaml / *.yml file at all is refused like files without a document (IntentFormatError)."""
+        files = self.files()
+        if not files:
+            raise I.IntentFormatError("no intent: no *.yaml or *.yml file in "
+                                      + ", ".join(str(s) for s in self.sources))
+        return I.load(files)
+
     def _stamp_now(self) -> tuple:
         st = []
         for p in self.files():
@@ -202,7 +219,7 @@ class Agent:
         """Read and compile the intent; on an error keep the previous cluster and return False."""
         stamp = self._stamp_now()
         try:
-            intent = I.load(self.files())
+            intent = self.load_intent()
             cluster = compile_cluster(intent, self.alloc, encap=self.encap, netns_format=self.netns_format)
         except I.IntentError as e:
             if str(e) != self.intent_error:
@@ -221,6 +238,8 @@ class Agent:
         self._save_alloc()
         for w in cluster.warnings:
             log.warning("%s", w)
+        for ig in intent.ignored:
+            log.info("%s", ig)
         # last: another thread takes "stamp current and converged()" to mean this intent is in place
         self.intent, self.cluster = intent, cluster
         self.intent_error, self._stamp = None, stamp
@@ -324,7 +343,9 @@ class Agent:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m control.agent", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m control.agent", description=__doc__.split("\n\n")[0],
+                                 epilog="exit codes: 0 ok; 1 intent refused; 2 not intent at all (no document, "
+                                        "unreadable, bad YAML, a typo'd kind or apiVersion)")
     ap.add_argument("--intent", action="append", required=True, help="an intent file or directory (repeatable)")
     ap.add_argument("--state", help="allocation state file (JSON), kept across restarts")
     ap.add_argument("--encap", choices=("vxlan", "mplsoudp"), default="vxlan")
@@ -339,17 +360,26 @@ def main(argv=None) -> int:
     agent = Agent(a.intent, a.state, encap=a.encap, netns_format=a.netns_format, curve=curve)
     if a.check:
         try:
-            intent = I.load(agent.files())
+            intent = agent.load_intent()
             cl = compile_cluster(intent, agent.alloc, encap=a.encap, netns_format=a.netns_format)
         except I.IntentError as e:
             print(f"error: {e}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(e, I.IntentFormatError) else 1
+        for ig in intent.ignored:
+            print(f"ignored: {ig}")
         for n, st in cl.nodes.items():
             print(f"{n}: {len(st.vrfs)} VRFs, {len(st.vifs)} vifs, {len(st.nhs)} next hops, "
                   f"{sum(len(t) for t in st.routes.values())} routes, {len(st.policies)} policies")
         for w in cl.warnings:
             print(f"warning: {w}")
         return 0
+    try:
+        agent.load_intent()
+    except I.IntentFormatError as e:      # not intent at all (none, unreadable, a typo'd kind): stop now
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except I.IntentError:
+        pass                              # refused: the rounds log why and wait for a fix
     if a.once:
         ok = agent.round(force=True)
         agent.close()

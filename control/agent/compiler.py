@@ -41,7 +41,7 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 
-from control.agent.intent import IPAddress, Intent, IntentError, Key, Pod, Subnet, match_labels
+from control.agent.intent import IPAddress, Intent, IntentError, Key, LabelSelector, Pod, Subnet, match_labels
 
 ROUTER_MAC = "00:00:5e:00:01:00"     # the gateway MAC every pod sees (the vrouter's default router_mac)
 FABRIC_VIF = 0
@@ -283,7 +283,10 @@ def _assign(intent: Intent, alloc: Allocations, ifaces: list[tuple[Pod, int, Key
 
 # ---------------------------------------------------------------------------------------------- policies
 
-def _peer_pods(intent: Intent, policy_ns: str, pod_sel, ns_sel) -> list[Pod]:
+def _peer_pods(intent: Intent, policy_ns: str, pod_sel: LabelSelector | None,
+               ns_sel: LabelSelector | None) -> list[Pod]:
+    """A peer's pods (Kubernetes): absent namespaceSelector, the policy's own namespace; absent podSelector
+    (beside a namespaceSelector), every pod of those namespaces (match_labels(None, ...) is True)."""
     spaces = {policy_ns} if ns_sel is None else set(intent.select_namespaces(ns_sel))
     return [p for p in intent.pods.values() if p.namespace in spaces and match_labels(pod_sel, p.labels)]
 

@@ -1,14 +1,59 @@
 """CN2-style intent: parsing and validation (no compilation).
 
 Input is YAML (multi-document, ``---`` separated) shaped like Kubernetes / CN2 custom resources, so
-manifests written for CN2 load unchanged. Understood documents (anything else is ignored and listed in
-``Intent.ignored``; fields the agent does not use are ignored, not errors):
+manifests written for CN2 load unchanged. Understood documents (fields the agent does not use are ignored,
+not errors; but label selectors and NetworkPolicy rules and peers are closed: an unknown key in them is an
+error, and so is, in a VNR or NetworkPolicy, a key that is a typo of a field the agent reads or a selector
+key one level off):
 
 * ``core.contrail.juniper.net/v1alpha1`` or ``/v1``: ``Subnet``, ``VirtualNetwork``, ``VirtualNetworkRouter``
 * ``v1``: ``Namespace`` (labels, for namespace selectors; ``core.juniper.net/isolated-namespace: "true"``
   gives the namespace its own pod network), ``Pod``
-* ``networking.k8s.io/v1``: ``NetworkPolicy`` (matchLabels selectors only; named ports are refused)
+* ``networking.k8s.io/v1``: ``NetworkPolicy`` (named ports are refused)
 * ``vrouter.io/v1``: ``Node`` (ours: ``spec.fabricAddress``, ``spec.control``, optional ``spec.fabricMac``)
+
+Other documents are listed in ``Intent.ignored`` (``Ignored``: file, document, apiVersion, kind, name, why)
+and otherwise skipped: other groups' kinds, the other kinds of these groups (CN2's ``RoutingInstance``,
+core ``Service``...), versions the agent does not read (``core.contrail.juniper.net/v2``). A document whose
+kind or apiVersion is almost surely a typo of one the agent reads is refused (``IntentFormatError``): in one
+of these groups, a kind that is not the group's but close to one the agent reads (``Subnett``, ``pod``,
+``NetworkPolicies``; "did you mean Subnet?"), a kind the agent reads in another of its groups
+(``v1 NetworkPolicy``), any other kind or version of ``vrouter.io`` (ours) or version of core ``v1``; and a
+kind the agent reads under a group a letter or two from its own (``networking.k8s.oi/v1``). So is input
+with no intent: no YAML document at all, or none of a kind the agent reads.
+
+Label selectors (``LabelSelector``, Kubernetes' metav1 semantics): ``matchLabels`` and ``matchExpressions``
+(operators ``In``, ``NotIn``, ``Exists``, ``DoesNotExist``) are ANDed; ``In`` needs the key with one of the
+values, ``NotIn`` matches a missing key or another value, ``Exists`` / ``DoesNotExist`` test the key. Refused
+as Kubernetes refuses them: ``In`` / ``NotIn`` without values, ``Exists`` / ``DoesNotExist`` with values, any
+other operator (case matters), keys that are not qualified names (``[prefix/]name``: a lowercase DNS
+subdomain of at most 253 characters, a name of 1-63 alphanumerics, ``-``, ``_``, ``.``, alphanumeric at both
+ends), values that are not label values (at most 63 such characters, or empty), non-string values
+(``true`` unquoted); and, as kubectl's strict field validation does, any key but those (``vn: web``
+directly under a selector, ``value:`` for ``values:``) and selector keys one level off (``matchLabels``
+beside ``virtualNetworkSelector``, ``matchExpressions`` inside ``matchLabels``, ``podSelector`` directly in
+an ingress rule). Object labels (``metadata.labels``) are validated the same way. The empty selector ``{}``
+selects everything; a null selector (``LabelSelector.parse(None)``, Go's ``LabelSelectorAsSelector(nil)``)
+selects nothing, but every selector field here defines its own rule for absence (YAML ``null`` is absent):
+
+============================================= =============================== ========================================
+selector field                                ``{}`` selects                  absent or null
+============================================= =============================== ========================================
+VNR ``spec.virtualNetworkSelector``           every VN of the VNR's namespace refused: required (CN2's API)
+VNR import ``virtualNetworkRouterSelector``   every VNR of the namespaces in  refused: required (CN2: optional, with no
+                                              scope, never the VNR itself     stated meaning; "none" would be a no-op)
+VNR import ``namespaceSelector``              every namespace                 the importing VNR's own namespace
+NetworkPolicy ``spec.podSelector``            every pod of the namespace      refused: required (Kubernetes)
+NetworkPolicy peer ``podSelector``            every pod of the namespaces in  every pod of the namespaces the peer's
+                                              scope                           namespaceSelector picks
+NetworkPolicy peer ``namespaceSelector``      every namespace                 the policy's own namespace
+============================================= =============================== ========================================
+
+(a peer needs podSelector, namespaceSelector or ipBlock; ipBlock excludes the other two). Sources: the
+Kubernetes API reference (LabelSelector, LabelSelectorRequirement, NetworkPolicySpec, NetworkPolicyPeer),
+k8s.io/apimachinery (``Requirement.Matches``, ``ValidateLabelSelectorRequirement``, ``IsQualifiedName``,
+``IsValidLabelValue``), CN2's API (VirtualNetworkRouterSpec, VirtualNetworkRouterEntry) and its
+VirtualNetworkRouter guide, whose examples use namespaceSelector only for VNRs of other namespaces.
 
 Pods: ``spec.nodeName`` places the pod. Every pod has a primary interface on its namespace's pod network
 (``default/default-podnetwork``, or ``<ns>/<ns>-podnetwork`` in an isolated namespace) and, Multus-style,
@@ -33,6 +78,7 @@ Errors: the first one found raises ``IntentError``, e.g.
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -45,6 +91,7 @@ import yaml
 
 CN2_GROUP = "core.contrail.juniper.net"
 CN2_VERSIONS = ("v1alpha1", "v1")
+OUR_GROUP = "vrouter.io"
 ISOLATED_LABEL = "core.juniper.net/isolated-namespace"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 IP_ANNOTATION = "vrouter.io/ip"
@@ -54,6 +101,11 @@ VNR_TYPES = ("mesh", "hub", "spoke")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 POLICY_TYPES = ("Ingress", "Egress")
 VNI_MAX = (1 << 24) - 1
+# fields of the CN2 / Kubernetes structs the agent reads (a key close to one of these is taken for a typo)
+VNR_SPEC_FIELDS = ("type", "virtualNetworkSelector", "import", "routeTarget", "routingType",
+                   "l3vxlanNetworkIdentifier", "fqName", "commonSpec")
+NP_SPEC_FIELDS = ("podSelector", "policyTypes", "ingress", "egress")
+PEER_FIELDS = ("podSelector", "namespaceSelector", "ipBlock")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -78,6 +130,30 @@ class IntentError(Exception):
             obj = f"{self.namespace}/{self.name}" if self.namespace is not None else (self.name or "?")
             where = f"{where} ({self.kind} {obj})" if where else f"({self.kind} {obj})"
         return ": ".join(x for x in (where, self.field, self.msg) if x)
+
+
+class IntentFormatError(IntentError):
+    """Input that is not intent the agent can read at all: a file it cannot read, bad YAML, a document that
+    is not a Kubernetes object (not a mapping, no apiVersion or kind), a kind or apiVersion that is almost
+    surely a typo of one it reads, or no intent (no YAML document, or none of a kind the agent reads).
+    ``--check`` exits 2 for these, 1 for other refused intent."""
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A document the agent does not read (another group's kind, a CN2 kind it does not use, a version it
+    does not read), kept so ``--check`` can list it. ``why`` says so, with the agent's own kind if close."""
+    file: str
+    doc: int
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str | None
+    why: str
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.file} doc {self.doc}: {self.api_version} {self.kind} {ns}{self.name or '?'} ignored ({self.why})"
 
 
 @dataclass(frozen=True)
@@ -150,8 +226,8 @@ class VirtualNetwork:
 
 @dataclass
 class VnrImport:
-    vnr_selector: dict[str, str]            # virtualNetworkRouterSelector.matchLabels
-    namespace_selector: dict[str, str] | None   # None: the importing VNR's own namespace
+    vnr_selector: LabelSelector                 # virtualNetworkRouterSelector (required)
+    namespace_selector: LabelSelector | None    # None (absent): the importing VNR's own namespace
 
 
 @dataclass
@@ -160,7 +236,7 @@ class VirtualNetworkRouter:
     name: str
     labels: dict[str, str]
     type: str                           # mesh | hub | spoke
-    vn_selector: dict[str, str]         # virtualNetworkSelector.matchLabels (own namespace)
+    vn_selector: LabelSelector          # virtualNetworkSelector (required; VNs of the VNR's namespace)
     imports: list[VnrImport]
     source: Source | None = None
 
@@ -177,9 +253,10 @@ class IPBlock:
 
 @dataclass
 class PolicyPeer:
-    """A from/to entry: ipBlock alone, or pod and/or namespace selectors (matchLabels; None = not set)."""
-    pod_selector: dict[str, str] | None = None
-    namespace_selector: dict[str, str] | None = None
+    """A from/to entry: ipBlock alone, or pod and/or namespace selectors (None = absent: every pod of the
+    namespaces in scope / the policy's own namespace)."""
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
     ip_block: IPBlock | None = None
 
 
@@ -201,7 +278,7 @@ class NetworkPolicy:
     namespace: str
     name: str
     labels: dict[str, str]
-    pod_selector: dict[str, str]
+    pod_selector: LabelSelector         # spec.podSelector (required; {} = every pod of the namespace)
     policy_types: list[str]
     ingress: list[PolicyRule]
     egress: list[PolicyRule]
@@ -244,9 +321,260 @@ class Node:
     source: Source | None = None
 
 
-def match_labels(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
-    """Kubernetes matchLabels: every listed label present with an equal value; None or {} matches all."""
-    return all(labels.get(k) == v for k, v in (selector or {}).items())
+# ---------------------------------------------------------------------------------------------- label selectors
+
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+_SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
+_REQUIREMENT_FIELDS = ("key", "operator", "values")
+_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")        # a qualified name's name part
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAME_RULE = "alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a valid label key (Kubernetes' qualified name: an optional DNS-subdomain prefix of
+    at most 253 characters and a slash, then a name of 1-63 characters), or None."""
+    prefix, slash, name = key.rpartition("/")
+    if "/" in prefix:
+        return f"label key {key!r}: at most one '/' (prefix/name)"
+    if slash and not prefix:
+        return f"label key {key!r}: the prefix before '/' is empty"
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return (f"label key {key!r}: the prefix must be a lowercase DNS subdomain (e.g. example.com) of at most "
+                f"253 characters")
+    if not name:
+        return f"label key {key!r}: the name is empty"
+    if len(name) > 63:
+        return f"label key {key!r}: the name part has {len(name)} characters (at most 63)"
+    if not _NAME.fullmatch(name):
+        return f"label key {key!r}: the name part must be {_NAME_RULE}"
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid label value (empty, or 1-63 characters like a key's name), or None."""
+    if len(value) > 63:
+        return f"label value {value!r} has {len(value)} characters (at most 63)"
+    if value and not _NAME.fullmatch(value):
+        return f"label value {value!r} must be empty or {_NAME_RULE}"
+    return None
+
+
+class SelectorError(ValueError):
+    """A LabelSelector that Kubernetes would refuse; ``field`` is the path of the offending part."""
+
+    def __init__(self, fld: str, msg: str):
+        self.field, self.msg = fld, msg
+        super().__init__(f"{fld}: {msg}")
+
+
+def _close(word: Any, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` is most likely a typo of: the same letters in any order and case (``form``,
+    ``pod``), else difflib's ratio >= 0.8 (``Subnett``, ``namespaceSelecter``); None if none is."""
+    if not isinstance(word, str):
+        return None
+    by_lower = {c.lower(): c for c in choices}
+    same = [c for lc, c in by_lower.items() if sorted(lc) == sorted(word.lower())]
+    if same:
+        return same[0]
+    got = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.8)
+    return by_lower[got[0]] if got else None
+
+
+def _string_hint(v: Any) -> str:
+    return ' (quote it: "true")' if isinstance(v, bool) else ' (quote it)' if isinstance(v, (int, float)) else ""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One matchExpressions entry: ``key`` ``operator`` ``values`` (a sorted tuple, empty for Exists and
+    DoesNotExist). Valid by construction (ValueError otherwise)."""
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", tuple(sorted(set(self.values))))
+        problem = label_key_problem(self.key) if isinstance(self.key, str) else "the key must be a string"
+        if problem:
+            raise ValueError(problem)
+        if self.operator not in SELECTOR_OPERATORS:
+            raise ValueError(f"unknown operator {self.operator!r} (one of {', '.join(SELECTOR_OPERATORS)})")
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"{self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"{self.operator} takes no values")
+        for v in self.values:
+            problem = label_value_problem(v) if isinstance(v, str) else "values must be strings"
+            if problem:
+                raise ValueError(problem)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        has = self.key in labels
+        if self.operator == "In":
+            return has and labels[self.key] in self.values
+        if self.operator == "NotIn":            # an object without the key matches NotIn (as in Kubernetes)
+            return not has or labels[self.key] not in self.values
+        return has if self.operator == "Exists" else not has
+
+    def __str__(self) -> str:
+        vals = ",".join(self.values)
+        return {"In": f"{self.key} in ({vals})", "NotIn": f"{self.key} notin ({vals})", "Exists": self.key,
+                "DoesNotExist": f"!{self.key}"}[self.operator]
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A Kubernetes LabelSelector (metav1), parsed and validated once; immutable and hashable.
+
+    ``match_labels`` (sorted (key, value) pairs) and ``match_expressions`` are ANDed; the empty selector
+    ``{}`` matches every object; ``null=True`` is the null selector (``LabelSelectorAsSelector(nil)``,
+    ``labels.Nothing()``), which matches none. ``LabelSelector.parse`` reads the YAML form;
+    ``LabelSelector.of({"app": "web"}, Requirement("tier", "In", ("a",)))`` builds one in code."""
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[Requirement, ...] = ()
+    null: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "match_labels", tuple(sorted(dict(self.match_labels).items())))
+        object.__setattr__(self, "match_expressions", tuple(self.match_expressions))
+        if self.null and (self.match_labels or self.match_expressions):
+            raise ValueError("a null selector has no requirements")
+        for k, v in self.match_labels:
+            problem = label_key_problem(k) or label_value_problem(v)
+            if problem:
+                raise ValueError(problem)
+
+    @classmethod
+    def of(cls, match_labels: Mapping[str, str] | None = None, *expressions: Requirement) -> LabelSelector:
+        return cls(tuple((match_labels or {}).items()), expressions)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """matchLabels, as a new dict."""
+        return dict(self.match_labels)
+
+    @property
+    def empty(self) -> bool:
+        """True for ``{}``: no requirement at all, so every object matches."""
+        return not self.null and not self.match_labels and not self.match_expressions
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.null:
+            return False
+        return all(k in labels and labels[k] == v for k, v in self.match_labels) and \
+            all(r.matches(labels) for r in self.match_expressions)
+
+    def __str__(self) -> str:
+        """kubectl's form (``app=web,tier in (a,b),!legacy``); ``<everything>`` / ``<nothing>``."""
+        if self.null:
+            return "<nothing>"
+        parts = [f"{k}={v}" for k, v in self.match_labels] + [str(r) for r in self.match_expressions]
+        return ",".join(parts) or "<everything>"
+
+    @classmethod
+    def parse(cls, obj: Any, path: str = "selector") -> LabelSelector:
+        """The YAML/JSON form -> a LabelSelector, validated as Kubernetes validates it; ``None`` (absent or
+        null) is the null selector. Raises SelectorError naming the offending field under ``path``, e.g.
+        ``spec.podSelector.matchExpressions[0].values``; an unknown or misplaced key is an error."""
+        if obj is None:
+            return NOTHING
+        if not isinstance(obj, dict):
+            raise SelectorError(path, f"must be a LabelSelector mapping (matchLabels and/or matchExpressions), "
+                                      f"not {type(obj).__name__}")
+        for k in obj:
+            if k in _SELECTOR_FIELDS:
+                continue
+            at = f"{path}.{k}"
+            if k in _REQUIREMENT_FIELDS:
+                raise SelectorError(at, "misplaced: key/operator/values go in an entry of matchExpressions")
+            close = _close(k, _SELECTOR_FIELDS)
+            if close:
+                raise SelectorError(at, f"unknown field (did you mean {close}?)")
+            raise SelectorError(at, f"unknown field: a LabelSelector has matchLabels and matchExpressions only"
+                                    f" (a label to match goes under matchLabels: {{{k}: ...}})")
+        labels = obj.get("matchLabels")
+        lp = f"{path}.matchLabels"
+        if labels is None:
+            labels = {}
+        if not isinstance(labels, dict):
+            raise SelectorError(lp, f"must be a mapping of label keys to values, not {type(labels).__name__}")
+        pairs = []
+        for k, v in labels.items():
+            at = f"{lp}.{k}"
+            if k in _SELECTOR_FIELDS and isinstance(v, (list, dict)):
+                raise SelectorError(at, f"misplaced: {k} goes beside matchLabels, not inside it")
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise SelectorError(at, f"label keys and values must be strings, not {v!r}" + _string_hint(v))
+            problem = label_key_problem(k) or label_value_problem(v)
+            if problem:
+                raise SelectorError(at, problem)
+            pairs.append((k, v))
+        exprs = obj.get("matchExpressions")
+        ep = f"{path}.matchExpressions"
+        if exprs is None:
+            exprs = []
+        if not isinstance(exprs, list):
+            raise SelectorError(ep, f"must be a list of {{key, operator, values}}, not {type(exprs).__name__}")
+        return cls(tuple(pairs), tuple(_parse_requirement(e, f"{ep}[{i}]") for i, e in enumerate(exprs)))
+
+
+EVERYTHING = LabelSelector()
+NOTHING = LabelSelector(null=True)
+Selector = LabelSelector | Mapping[str, str] | None     # what match_labels and Intent.select_* accept
+
+
+def _parse_requirement(e: Any, path: str) -> Requirement:
+    if not isinstance(e, dict):
+        raise SelectorError(path, f"must be a mapping {{key, operator, values}}, not {type(e).__name__}")
+    for k in e:
+        if k not in _REQUIREMENT_FIELDS:
+            close = _close(k, _REQUIREMENT_FIELDS)
+            raise SelectorError(f"{path}.{k}", "unknown field" + (f" (did you mean {close}?)" if close else
+                                                                 " (key, operator and values only)"))
+    key, op, values = e.get("key"), e.get("operator"), e.get("values")
+    if key is None:
+        raise SelectorError(f"{path}.key", "missing")
+    if not isinstance(key, str):
+        raise SelectorError(f"{path}.key", f"must be a string, not {key!r}")
+    problem = label_key_problem(key)
+    if problem:
+        raise SelectorError(f"{path}.key", problem)
+    if op is None:
+        raise SelectorError(f"{path}.operator", f"missing (one of {', '.join(SELECTOR_OPERATORS)})")
+    if op not in SELECTOR_OPERATORS:
+        close = _close(op, SELECTOR_OPERATORS)
+        raise SelectorError(f"{path}.operator", f"unknown operator {op!r} (one of {', '.join(SELECTOR_OPERATORS)}"
+                                                + (f"; did you mean {close}?)" if close else ")"))
+    vp = f"{path}.values"
+    if values is None:
+        values = []
+    if not isinstance(values, list):
+        raise SelectorError(vp, f"must be a list of strings, not {values!r}")
+    if op in ("In", "NotIn") and not values:
+        raise SelectorError(vp, f"must be given (at least one value) when operator is {op}")
+    if op in ("Exists", "DoesNotExist") and values:
+        raise SelectorError(vp, f"must be empty when operator is {op} (it tests the key only)")
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            raise SelectorError(f"{vp}[{i}]", f"must be a string, not {v!r}" + _string_hint(v))
+        problem = label_value_problem(v)
+        if problem:
+            raise SelectorError(f"{vp}[{i}]", problem)
+    return Requirement(key, op, tuple(values))
+
+
+def match_labels(selector: LabelSelector | Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
+    """Does ``selector`` select an object with ``labels``? A LabelSelector: ``selector.matches(labels)``.
+    None means a selector field left out whose rule is "no constraint" (a NetworkPolicy peer's podSelector
+    next to a namespaceSelector: every pod of those namespaces), so it matches everything; callers whose
+    field gives absence another meaning (a peer's namespaceSelector: the policy's own namespace) test
+    ``is None`` first. A plain mapping is a matchLabels (the older form)."""
+    if selector is None:
+        return True
+    if not isinstance(selector, LabelSelector):
+        selector = LabelSelector.of(selector)
+    return selector.matches(labels)
 
 
 @dataclass
@@ -258,7 +586,7 @@ class Intent:
     virtual_network_routers: dict[Key, VirtualNetworkRouter] = field(default_factory=dict)
     network_policies: dict[Key, NetworkPolicy] = field(default_factory=dict)
     pods: dict[Key, Pod] = field(default_factory=dict)
-    ignored: list[str] = field(default_factory=list)   # "file doc N: apiVersion kind ns/name ignored"
+    ignored: list[Ignored] = field(default_factory=list)   # documents not read, in order
 
     def namespace_names(self) -> list[str]:
         """Every namespace the intent mentions (declared or used by an object), sorted."""
@@ -280,23 +608,25 @@ class Intent:
     def pod_network_of(self, namespace: str) -> Key:
         return (namespace, f"{namespace}-podnetwork") if self.is_isolated(namespace) else DEFAULT_POD_NETWORK
 
-    def select_namespaces(self, match: Mapping[str, str] | None) -> list[str]:
+    # Selectors below: a LabelSelector, or a plain mapping read as matchLabels; None as match_labels says.
+    def select_namespaces(self, match: Selector) -> list[str]:
+        """Every namespace the intent mentions whose labels (with kubernetes.io/metadata.name) match."""
         return [ns for ns in self.namespace_names() if match_labels(match, self.namespace_labels(ns))]
 
-    def select_vns(self, match: Mapping[str, str] | None, namespace: str) -> list[VirtualNetwork]:
-        """VNs of ``namespace`` whose labels match (None or {} selects all of them), in intent order."""
+    def select_vns(self, match: Selector, namespace: str) -> list[VirtualNetwork]:
+        """VNs of ``namespace`` whose labels match ({} selects all of them), in intent order."""
         return [vn for vn in self.virtual_networks.values()
                 if vn.namespace == namespace and match_labels(match, vn.labels)]
 
-    def select_vnrs(self, match: Mapping[str, str] | None, namespace_labels: Mapping[str, str] | None = None,
+    def select_vnrs(self, match: Selector, namespace_selector: Selector = None,
                     from_namespace: str = "default") -> list[VirtualNetworkRouter]:
-        """VNRs whose labels match ``match``: in ``from_namespace`` when ``namespace_labels`` is None, else
-        in every namespace whose labels match ``namespace_labels`` ({} = all namespaces)."""
-        if namespace_labels is None:
+        """VNRs whose labels match ``match``: in ``from_namespace`` when ``namespace_selector`` is None
+        (absent), else in every namespace it selects ({} = all namespaces)."""
+        if namespace_selector is None:
             scope = {from_namespace}
         else:
             scope = {ns for ns in {r.namespace for r in self.virtual_network_routers.values()}
-                     if match_labels(namespace_labels, self.namespace_labels(ns))}
+                     if match_labels(namespace_selector, self.namespace_labels(ns))}
         return [r for r in self.virtual_network_routers.values()
                 if r.namespace in scope and match_labels(match, r.labels)]
 
@@ -330,9 +660,9 @@ class _Doc:
     def source(self) -> Source:
         return Source(self.file, self.index, self.kind or "?", self.namespace, self.name or "?")
 
-    def error(self, fld: str | None, msg: str) -> IntentError:
-        return IntentError(msg, file=self.file, doc=self.index, kind=self.kind, namespace=self.namespace,
-                           name=self.name, field=fld)
+    def error(self, fld: str | None, msg: str, cls: type[IntentError] = IntentError) -> IntentError:
+        return cls(msg, file=self.file, doc=self.index, kind=self.kind, namespace=self.namespace,
+                   name=self.name, field=fld)
 
     def mapping(self, obj: Any, path: str, required: bool = False) -> dict:
         if obj is None:
@@ -350,31 +680,56 @@ class _Doc:
             raise self.error(path, f"must be a list, not {type(obj).__name__}")
         return obj
 
-    def string(self, obj: Any, path: str, required: bool = False) -> str | None:
+    def string(self, obj: Any, path: str, required: bool = False,
+               cls: type[IntentError] = IntentError) -> str | None:
         if obj is None:
             if required:
-                raise self.error(path, "missing")
+                raise self.error(path, "missing", cls)
             return None
         if not isinstance(obj, str) or not obj:
-            raise self.error(path, f"must be a non-empty string, not {obj!r}")
+            raise self.error(path, f"must be a non-empty string, not {obj!r}", cls)
         return obj
 
     def labels(self, obj: Any, path: str) -> dict[str, str]:
+        """metadata.labels: string keys and values, valid as Kubernetes requires (a selector could not match
+        a label it would refuse)."""
         m = self.mapping(obj, path)
         for k, v in m.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise self.error(f"{path}.{k}", f"label keys and values must be strings, not {v!r}"
-                                 + (' (quote it: "true")' if isinstance(v, bool) else ""))
+                                 + _string_hint(v))
+            problem = label_key_problem(k) or label_value_problem(v)
+            if problem:
+                raise self.error(f"{path}.{k}", problem)
         return dict(m)
 
-    def selector(self, obj: Any, path: str, required: bool = False) -> dict[str, str] | None:
-        """A LabelSelector: matchLabels only (matchExpressions would widen the meaning, so it is refused)."""
-        if obj is None and not required:
+    def selector(self, obj: Any, path: str, required: str | None = None) -> LabelSelector | None:
+        """A LabelSelector field. Absent or null: None (the field's own rule for absence applies), or, when
+        ``required`` (a hint such as "use {} for every pod of the namespace"), an error."""
+        if obj is None:
+            if required:
+                raise self.error(path, f"missing ({required})")
             return None
-        m = self.mapping(obj, path, required)
-        if m.get("matchExpressions"):
-            raise self.error(f"{path}.matchExpressions", "not supported (use matchLabels)")
-        return self.labels(m.get("matchLabels"), f"{path}.matchLabels")
+        try:
+            return LabelSelector.parse(obj, path)
+        except SelectorError as e:
+            raise self.error(e.field, e.msg) from None
+
+    def check_keys(self, m: dict, path: str, known: Iterable[str], misplaced: Mapping[str, str] | None = None,
+                   strict: bool = False) -> None:
+        """Refuse a key of ``m`` that belongs elsewhere (``misplaced``: key -> where it goes) or that is a
+        typo of a ``known`` one; with ``strict`` (a closed Kubernetes struct), any key not ``known``."""
+        known = tuple(known)
+        for k in m:
+            if k in known:
+                continue
+            if misplaced and k in misplaced:
+                raise self.error(f"{path}.{k}", f"misplaced: {misplaced[k]}")
+            close = _close(k, known)
+            if close:
+                raise self.error(f"{path}.{k}", f"unknown field (did you mean {close}?)")
+            if strict:
+                raise self.error(f"{path}.{k}", f"unknown field ({', '.join(known)} only)")
 
     def network(self, obj: Any, path: str, strict: bool = True) -> IPNetwork:
         s = self.string(obj, path, required=True)
@@ -459,17 +814,31 @@ def _parse_vn(d: _Doc, spec: dict, labels: dict) -> VirtualNetwork:
 
 
 def _parse_vnr(d: _Doc, spec: dict, labels: dict) -> VirtualNetworkRouter:
+    d.check_keys(spec, "spec", VNR_SPEC_FIELDS, {
+        "matchLabels": "goes inside spec.virtualNetworkSelector",
+        "matchExpressions": "goes inside spec.virtualNetworkSelector",
+        "virtualNetworkRouters": "goes inside spec.import",
+        "virtualNetworkRouterSelector": "goes in an entry of spec.import.virtualNetworkRouters",
+        "namespaceSelector": "goes in an entry of spec.import.virtualNetworkRouters"})
     t = d.string(spec.get("type"), "spec.type", required=True)
     if t not in VNR_TYPES:
         raise d.error("spec.type", f"unknown type {t!r} (one of {', '.join(VNR_TYPES)})")
-    vns = d.selector(spec.get("virtualNetworkSelector"), "spec.virtualNetworkSelector") or {}
+    vns = d.selector(spec.get("virtualNetworkSelector"), "spec.virtualNetworkSelector",
+                     required="use {} for every VirtualNetwork of the namespace")
     imp = d.mapping(spec.get("import"), "spec.import")
+    entry = "goes in an entry of spec.import.virtualNetworkRouters"
+    d.check_keys(imp, "spec.import", ("virtualNetworkRouters",), {
+        "virtualNetworkRouterSelector": entry, "namespaceSelector": entry, "matchLabels": entry,
+        "matchExpressions": entry})
     imports = []
     for i, e in enumerate(d.seq(imp.get("virtualNetworkRouters"), "spec.import.virtualNetworkRouters")):
         p = f"spec.import.virtualNetworkRouters[{i}]"
         e = d.mapping(e, p)
+        inside = "goes inside virtualNetworkRouterSelector (or namespaceSelector)"
+        d.check_keys(e, p, ("virtualNetworkRouterSelector", "namespaceSelector"),
+                     {"matchLabels": inside, "matchExpressions": inside})
         sel = d.selector(e.get("virtualNetworkRouterSelector"), f"{p}.virtualNetworkRouterSelector",
-                         required=True)
+                         required="use {} for every VirtualNetworkRouter of the namespaces in scope")
         nss = d.selector(e.get("namespaceSelector"), f"{p}.namespaceSelector")
         imports.append(VnrImport(sel, nss))
     return VirtualNetworkRouter(d.namespace, d.name, labels, t, vns, imports, d.source())
@@ -477,6 +846,9 @@ def _parse_vnr(d: _Doc, spec: dict, labels: dict) -> VirtualNetworkRouter:
 
 def _parse_peer(d: _Doc, e: Any, p: str) -> PolicyPeer:
     e = d.mapping(e, p)
+    inside = "goes inside podSelector or namespaceSelector"
+    d.check_keys(e, p, PEER_FIELDS, {"matchLabels": inside, "matchExpressions": inside,
+                                     "ports": "goes beside from/to, in the rule"}, strict=True)
     ipb = None
     if e.get("ipBlock") is not None:
         if e.get("podSelector") is not None or e.get("namespaceSelector") is not None:
@@ -523,6 +895,12 @@ def _parse_rules(d: _Doc, rules: Any, path: str, peers_key: str) -> list[PolicyR
     for i, r in enumerate(d.seq(rules, path)):
         p = f"{path}[{i}]"
         r = d.mapping(r, p)
+        peer = f"goes in a peer: {p}.{peers_key}[]"
+        other = "to" if peers_key == "from" else "from"
+        d.check_keys(r, p, (peers_key, "ports"), {
+            "podSelector": peer, "namespaceSelector": peer, "ipBlock": peer, "matchLabels": peer,
+            "matchExpressions": peer,
+            other: f"{path.rpartition('.')[2]} rules have {peers_key}, not {other}"}, strict=True)
         peers = [_parse_peer(d, e, f"{p}.{peers_key}[{j}]")
                  for j, e in enumerate(d.seq(r.get(peers_key), f"{p}.{peers_key}"))]
         ports = [_parse_port(d, e, f"{p}.ports[{j}]") for j, e in enumerate(d.seq(r.get("ports"), f"{p}.ports"))]
@@ -531,7 +909,14 @@ def _parse_rules(d: _Doc, rules: Any, path: str, peers_key: str) -> list[PolicyR
 
 
 def _parse_np(d: _Doc, spec: dict, labels: dict) -> NetworkPolicy:
-    pods = d.selector(spec.get("podSelector"), "spec.podSelector", required=True)
+    d.check_keys(spec, "spec", NP_SPEC_FIELDS, {
+        "matchLabels": "goes inside spec.podSelector", "matchExpressions": "goes inside spec.podSelector",
+        "from": "goes in an entry of spec.ingress", "to": "goes in an entry of spec.egress",
+        "ports": "goes in an entry of spec.ingress or spec.egress",
+        "namespaceSelector": "goes in a peer: spec.ingress[].from[] or spec.egress[].to[]",
+        "ipBlock": "goes in a peer: spec.ingress[].from[] or spec.egress[].to[]"})
+    pods = d.selector(spec.get("podSelector"), "spec.podSelector",
+                      required="use {} for every pod of the namespace")
     types = spec.get("policyTypes")
     if types is None:
         types = ["Ingress"] + (["Egress"] if spec.get("egress") is not None else [])
@@ -598,35 +983,93 @@ def _parse_node(d: _Doc, spec: dict, labels: dict) -> Node:
     return Node(d.name, fab, ctl, mac.lower() if mac else None, labels, d.source())
 
 
-# (apiVersion predicate, kind) -> (Intent attribute, namespaced, parser)
-def _kinds(api: str, kind: str):
+# The groups the agent reads: versions, the kinds it reads (-> Intent attribute, namespaced, parser) and
+# the group's other kinds (real ones it does not use: reported, never taken for a typo of one it reads).
+_GROUPS: dict[str, tuple[tuple[str, ...], dict[str, tuple], frozenset[str]]] = {
+    CN2_GROUP: (CN2_VERSIONS, {
+        "Subnet": ("subnets", True, _parse_subnet), "VirtualNetwork": ("virtual_networks", True, _parse_vn),
+        "VirtualNetworkRouter": ("virtual_network_routers", True, _parse_vnr)}, frozenset((
+            "AddressGroup", "ApplicationPolicySet", "BGPAsAService", "BGPRouter", "ContrailSecurityPolicy",
+            "FirewallPolicy", "FirewallRule", "FloatingIP", "GlobalContrailSecurityPolicy", "GlobalSystemConfig",
+            "GlobalVrouterConfig", "InstanceIP", "InterfaceRouteTable", "MirrorDestination", "RouteTable",
+            "RouteTarget", "RoutingInstance", "ServiceGroup", "ServiceHealthCheck", "Tag", "TagType",
+            "VirtualMachine", "VirtualMachineInterface", "VirtualRouter"))),
+    "": (("v1",), {"Namespace": ("namespaces", False, None), "Pod": ("pods", True, _parse_pod)}, frozenset((
+        "Binding", "ComponentStatus", "ConfigMap", "Endpoints", "Event", "LimitRange", "List", "Node",
+        "PersistentVolume", "PersistentVolumeClaim", "PodTemplate", "ReplicationController", "ResourceQuota",
+        "Secret", "Service", "ServiceAccount"))),
+    "networking.k8s.io": (("v1",), {"NetworkPolicy": ("network_policies", True, _parse_np)},
+                          frozenset(("Ingress", "IngressClass", "IPAddress", "ServiceCIDR"))),
+    OUR_GROUP: (("v1",), {"Node": ("nodes", False, _parse_node)}, frozenset()),
+}
+
+
+def _api(group: str, versions: Iterable[str]) -> str:
+    return " or ".join(f"{group}/{v}" if group else v for v in versions)
+
+
+def _classify(api: str, kind: str) -> tuple[str, Any]:
+    """What to do with a document of ``apiVersion``/``kind``: ("read", (attr, namespaced, parser)),
+    ("refuse", (field, why)) for an almost certain typo, or ("ignore", why).
+
+    Refused: in a group the agent reads (CN2's, core v1, networking.k8s.io, vrouter.io), a kind that is not
+    one of the group's but close to one the agent reads (``Subnett``, ``networkpolicy``, ``Pods``); any other
+    kind or version of vrouter.io (ours: there is nothing else), or a version of core v1 (there is only v1)
+    with a kind the agent reads; a kind the agent reads under a group one letter or two away from its own
+    (``networking.k8s.oi/v1``). Ignored (reported): everything else - other groups, the group's other kinds,
+    kinds no closer to the agent's, versions the agent does not read. A kind the agent reads, in another of
+    the groups it reads that has no such kind (``v1 NetworkPolicy``), is refused too."""
     group, _, version = api.rpartition("/")
-    if group == CN2_GROUP and version in CN2_VERSIONS:
-        return {"Subnet": ("subnets", True, _parse_subnet), "VirtualNetwork": ("virtual_networks", True, _parse_vn),
-                "VirtualNetworkRouter": ("virtual_network_routers", True, _parse_vnr)}.get(kind)
-    if api == "v1":
-        return {"Namespace": ("namespaces", False, None), "Pod": ("pods", True, _parse_pod)}.get(kind)
-    if api == "networking.k8s.io/v1" and kind == "NetworkPolicy":
-        return ("network_policies", True, _parse_np)
-    if api == "vrouter.io/v1" and kind == "Node":
-        return ("nodes", False, _parse_node)
-    return None
+    entry = _GROUPS.get(group)
+    if entry is not None:
+        versions, reads, others = entry
+        if kind in reads:
+            if version in versions:
+                return "read", reads[kind]
+            if group in ("", OUR_GROUP):
+                return "refuse", ("apiVersion", f"{kind} is read as apiVersion {_api(group, versions)}, "
+                                                f"not {api}")
+            return "ignore", f"the agent reads {kind} as {_api(group, versions)}"
+        if kind not in others:
+            close = _close(kind, reads)
+            if close:
+                return "refuse", ("kind", f"no kind {kind} in {api} (did you mean {close}?)")
+            if group == OUR_GROUP:
+                return "refuse", ("kind", f"no kind {kind} in {api} (the agent reads {', '.join(reads)})")
+    for g, (versions, reads, _) in _GROUPS.items():
+        if kind in reads and g != group:
+            if entry is not None and kind not in entry[2]:
+                return "refuse", ("apiVersion", f"no kind {kind} in {api} (did you mean apiVersion "
+                                                f"{_api(g, versions)}?)")
+            if entry is None and g and group and difflib.SequenceMatcher(None, group, g).ratio() >= 0.85:
+                return "refuse", ("apiVersion", f"unknown group {group} (did you mean apiVersion "
+                                                f"{_api(g, versions)}?)")
+            return "ignore", f"not a kind the agent reads; it reads {kind} as {_api(g, versions)}"
+    close = None if entry is not None else _close(kind, [k for e in _GROUPS.values() for k in e[1]])
+    if close:
+        g, (versions, _, _) = next((g, e) for g, e in _GROUPS.items() if close in e[1])
+        return "ignore", f"not a kind the agent reads; did you mean {_api(g, versions)} {close}?"
+    return "ignore", "not a kind the agent reads"
 
 
 def _parse_doc(intent: Intent, d: _Doc) -> None:
     body = d.body
     if not isinstance(body, dict):
-        raise d.error(None, f"document must be a mapping, not {type(body).__name__}")
-    api = d.string(body.get("apiVersion"), "apiVersion", required=True)
-    kind = d.string(body.get("kind"), "kind", required=True)
-    spec_entry = _kinds(api, kind)
+        raise d.error(None, f"document must be a mapping, not {type(body).__name__}", IntentFormatError)
+    api = d.string(body.get("apiVersion"), "apiVersion", required=True, cls=IntentFormatError)
+    kind = d.string(body.get("kind"), "kind", required=True, cls=IntentFormatError)
+    action, spec_entry = _classify(api, kind)
     meta_raw = body.get("metadata")
-    if spec_entry is None:
+    if action != "read":
         meta = meta_raw if isinstance(meta_raw, dict) else {}
-        nm = meta.get("name")
-        ns = meta.get("namespace")
-        intent.ignored.append(f"{d.file} doc {d.index}: {api} {kind} "
-                              f"{f'{ns}/' if ns else ''}{nm or '?'} ignored (not used by the agent)")
+        nm, ns = meta.get("name"), meta.get("namespace")
+        if action == "refuse":
+            d.kind = kind
+            d.name = nm if isinstance(nm, str) else None
+            d.namespace = ns if isinstance(ns, str) else None
+            raise d.error(*spec_entry, IntentFormatError)
+        intent.ignored.append(Ignored(d.file, d.index, api, kind, ns if isinstance(ns, str) else None,
+                                      nm if isinstance(nm, str) else None, spec_entry))
         return
     attr, namespaced, parser = spec_entry
     d.kind = kind
@@ -759,7 +1202,7 @@ def _read(item: SourceArg, n: int) -> tuple[str, str]:
         try:
             return str(item), p.read_text()
         except OSError as e:
-            raise IntentError(f"cannot read: {e.strerror or e}", file=str(item)) from None
+            raise IntentFormatError(f"cannot read: {e.strerror or e}", file=str(item)) from None
     return f"<text {n}>", item
 
 
@@ -776,6 +1219,7 @@ def load(sources: SourceArg | Iterable[SourceArg], *, default_pod_cidr: str = "1
     if isinstance(sources, (str, os.PathLike)) or _is_pair(sources):
         sources = [sources]
     intent = Intent()
+    ndocs, names = 0, []
     for n, item in enumerate(sources, 1):
         name, text = _read(item, n)
         try:
@@ -783,11 +1227,20 @@ def load(sources: SourceArg | Iterable[SourceArg], *, default_pod_cidr: str = "1
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else None
-            raise IntentError(f"bad YAML: {getattr(e, 'problem', None) or e}", file=name, field=where) from None
+            raise IntentFormatError(f"bad YAML: {getattr(e, 'problem', None) or e}", file=name,
+                                    field=where) from None
         for i, body in enumerate(docs, 1):
             if body is None:
                 continue
+            ndocs += 1
             _parse_doc(intent, _Doc(name, i, body))
+        names.append(name)
+    if not ndocs:
+        raise IntentFormatError(f"no intent: no YAML document in {', '.join(names) or 'no file'}")
+    if ndocs == len(intent.ignored):
+        raise IntentFormatError(f"no intent: none of the {ndocs} documents is of a kind the agent reads "
+                                f"(ignored: {'; '.join(str(i) for i in intent.ignored[:3])}"
+                                f"{'; ...' if ndocs > 3 else ''})")
     _synthesize_pod_networks(intent, default_pod_cidr, isolated_pool, isolated_prefixlen)
     _validate(intent)
     return intent
