@@ -278,10 +278,10 @@ def proto(path, v, *, any_ok: bool = False) -> int | None:
 
 # ------------------------------------------------------------------ YAML
 
-def load_yaml(text, name: str | None = None, *, multi: bool = False):
+def load_yaml(text, *, multi: bool = False):
     """Parse YAML with libyaml where present, refusing a key given twice in one mapping. ``multi``:
-    every document of a ``---`` separated stream (a list). Raises FieldError(None, "[name: ]line L: bad
-    YAML: ...")."""
+    every document of a ``---`` separated stream (a list). Raises FieldError("line L", "bad YAML: ...")
+    (path None when the parser gives no position)."""
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -312,6 +312,5 @@ def load_yaml(text, name: str | None = None, *, multi: bool = False):
         return yaml.load(text, Loader=Strict)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise FieldError(None, f"{name + ': ' if name else ''}{where}bad YAML: {problem}") from None
+        raise FieldError(f"line {mark.line + 1}" if mark is not None else None, f"bad YAML: {problem}") from None

@@ -1,7 +1,7 @@
 """The agent's command line: ``--check`` lists the documents it ignores, refuses what a round refuses (the
-same loading), and tells intent that is wrong (rc 1) from input that is not intent at all (rc 2: none, a
-typo'd kind); the agent itself stops with rc 2 on the latter at startup, and keeps the last good intent
-when the directory is emptied while it runs."""
+same loading) with rc 2 and words that say whether the intent is wrong (naming its field) or not intent at
+all (none, a typo'd kind); the agent itself stops with rc 2 on the latter at startup, and keeps the last
+good intent when the directory is emptied while it runs."""
 import os
 import pathlib
 import subprocess
@@ -76,10 +76,10 @@ def test_check_lists_ignored_documents_and_passes(tmp_path, capsys):
     ({"a.yaml": NODES + "---\napiVersion: v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: demo}\n"}, 2,
      "(did you mean apiVersion networking.k8s.io/v1?)"),
     ({"a.yaml": NODES + "---\n" + POD + "---\nbad: [\n"}, 2, "bad YAML"),
-    ({"a.yaml": NODES + "---\n" + POD.replace("n1", "n9")}, 1,
+    ({"a.yaml": NODES + "---\n" + POD.replace("n1", "n9")}, 2,
      "error: {d}/a.yaml doc 2 (Pod demo/web): spec.nodeName: no node n9"),
     ({"a.yaml": NODES + "---\napiVersion: core.contrail.juniper.net/v1\nkind: VirtualNetworkRouter\n"
-                        "metadata: {name: r, namespace: demo}\nspec: {type: mesh}\n"}, 1,
+                        "metadata: {name: r, namespace: demo}\nspec: {type: mesh}\n"}, 2,
      "spec.virtualNetworkSelector: missing (use {{}} for every VirtualNetwork of the namespace)"),
     ({"a.yaml": NODES + "---\n" + POD + "---\napiVersion: core.contrail.juniper.net/v1\nkind: VirtualNetworkRouter\n"
                         "metadata: {name: r, namespace: demo}\nspec:\n  type: mesh\n  virtualNetworkSelector:\n"

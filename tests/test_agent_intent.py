@@ -334,7 +334,7 @@ BROKEN = [
      "spec: {cidr: 10.9.0.0/24}\n", "duplicate Subnet (first in t.yaml doc 2)", "metadata.name"),
     ("cidr-missing", SUB + "spec: {}\n", "spec.cidr: missing", "spec.cidr"),
     ("cidr-host-bits", SUB + "spec: {cidr: 10.9.0.1/24}\n", "host bits set", "spec.cidr"),
-    ("cidr-garbage", SUB + "spec: {cidr: 10.9.0.0/33}\n", "bad CIDR", "spec.cidr"),
+    ("cidr-garbage", SUB + "spec: {cidr: 10.9.0.0/33}\n", "invalid prefix", "spec.cidr"),
     ("gw-outside", SUB + "spec: {cidr: 10.9.0.0/24, defaultGateway: 10.9.1.1}\n", "outside the subnet 10.9.0.0/24",
      "spec.defaultGateway"),
     ("gw-family", SUB + "spec: {cidr: 10.9.0.0/24, defaultGateway: 'fd00::1'}\n", "outside the subnet",
@@ -362,7 +362,7 @@ BROKEN = [
     ("vni-clash", VN + "spec: {v4SubnetReference: {name: s4}, vxlanNetworkIdentifier: 5}\n",
      "VNI 5 already used by VirtualNetwork ns/vn", "spec.vxlanNetworkIdentifier"),
     ("vni-range", VN + "spec: {v4SubnetReference: {name: s4}, vxlanNetworkIdentifier: 16777216}\n",
-     "must be an integer", "spec.vxlanNetworkIdentifier"),
+     "must be 1..16777215", "spec.vxlanNetworkIdentifier"),
     ("vni-string", VN + "spec: {v4SubnetReference: {name: s4}, vxlanNetworkIdentifier: '7'}\n",
      "must be an integer", "spec.vxlanNetworkIdentifier"),
     ("vnr-no-type", VNR + "spec: {virtualNetworkSelector: {matchLabels: {a: b}}}\n", "spec.type: missing",
@@ -390,7 +390,7 @@ BROKEN = [
     ("pod-ip-gateway", POD + "  annotations: {k8s.v1.cni.cncf.io/networks: vn, vrouter.io/ip: 10.0.0.1}\n"
      "spec: {nodeName: n1}\n", "is the gateway", 'metadata.annotations["vrouter.io/ip"]'),
     ("pod-ip-garbage", POD + "  annotations: {vrouter.io/ip: 10.0.0}\nspec: {nodeName: n1}\n",
-     "bad IP address", 'metadata.annotations["vrouter.io/ip"]'),
+     "not an IP address", 'metadata.annotations["vrouter.io/ip"]'),
     ("np-protocol", NP + "  ingress: [{ports: [{protocol: ICMP, port: 1}]}]\n", "unknown protocol 'ICMP'",
      "spec.ingress[0].ports[0].protocol"),
     ("np-endport", NP + "  egress: [{ports: [{port: 100, endPort: 99}]}]\n", "99 is below port 100",
@@ -408,8 +408,8 @@ BROKEN = [
     ("node-fabric-dup", NODE + "spec: {fabricAddress: 192.0.2.1, control: x}\n",
      "192.0.2.1 already used by Node n1", "spec.fabricAddress"),
     ("node-no-control", NODE + "spec: {fabricAddress: 192.0.2.9}\n", "missing", "spec.control"),
-    ("node-bad-address", NODE + "spec: {fabricAddress: 192.0.2, control: x}\n", "bad IP address", "spec.fabricAddress"),
-    ("node-bad-mac", NODE + "spec: {fabricAddress: 192.0.2.9, control: x, fabricMac: 02:00}\n", "bad MAC",
+    ("node-bad-address", NODE + "spec: {fabricAddress: 192.0.2, control: x}\n", "not an IP address", "spec.fabricAddress"),
+    ("node-bad-mac", NODE + "spec: {fabricAddress: 192.0.2.9, control: x, fabricMac: 02:00}\n", "must be a MAC like",
      "spec.fabricMac"),
 ]
 
@@ -645,3 +645,10 @@ def test_no_intent_and_unreadable_input_are_format_errors(tmp_path):
     with pytest.raises(IntentError) as ei:
         load([("t.yaml", BASE + "---\n" + POD + "spec: {nodeName: node-9}\n")])
     assert not isinstance(ei.value, IntentFormatError)
+
+
+def test_a_key_given_twice_is_refused_naming_its_line():
+    """PyYAML would keep the last of two keys silently; the intent is read by control.fields' strict reader."""
+    with pytest.raises(IntentFormatError, match=r"^d\.yaml: line 4: bad YAML: duplicate key 'metadata' "
+                                                r"\(first at line 3\)"):
+        load([("d.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nmetadata: {name: b}\n")])

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import selector_ref as ref
 from control.agent.compiler import compile_cluster
-from control.agent.expect import Expectation
+from control.lab.expect import Expectation
 from control.agent.intent import (EVERYTHING, NOTHING, IntentError, LabelSelector, Requirement, SelectorError, load,
                                   match_labels)
 from policy_ref import ListRef

@@ -371,5 +371,5 @@ def load(path: str) -> NodeConf:
     try:
         doc = F.load_yaml(text)
     except F.FieldError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(str(e)) from None     # "line 4: bad YAML: duplicate key 'routes' ..."
     return parse(doc)

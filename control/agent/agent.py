@@ -20,12 +20,13 @@ document and field. Nodes are pushed in parallel: one that does not answer (``he
 HELLO_TIMEOUT s) holds up no other, and is retried with a backoff (up to BACKOFF_MAX s).
 
 Exit codes. ``--check`` (the same loading as a round, so it refuses exactly what the agent would): 0 the
-intent is valid (documents the agent does not read are listed, ``ignored: ...``); 1 it is refused (the
-error names the file, document and field); 2 it is not intent at all (intent.IntentFormatError: no YAML
-document or no file, a file unreadable or not YAML, a document that is not an object, a kind or apiVersion
-that is a typo of one the agent reads, e.g. ``kind: Subnett``). The agent itself (and ``--once``) exits 2
-for the latter at startup; once running, any refused intent, an emptied directory included, leaves the
-last good one in force.
+intent is valid (documents the agent does not read are listed, ``ignored: ...``); 2 it is refused, like
+``vrouter run --check``: the error names the file, document and field, or says it is not intent at all
+(intent.IntentFormatError: no YAML document or no file, a file unreadable or not YAML, a document that is
+not an object, a kind or apiVersion that is a typo of one the agent reads, e.g. ``kind: Subnett``). The
+agent itself (and ``--once``) exits 2 for the latter at startup; once running, any refused intent, an
+emptied directory included, leaves the last good one in force. ``--once`` exits 1 when a node is not in
+sync after its round.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from control import client as C
+from control.version import __version__
 from control.agent import intent as I
 from control.agent.compiler import Allocations, Cluster, NodeState, compile_cluster
 
@@ -343,9 +345,11 @@ class Agent:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m control.agent", description=__doc__.split("\n\n")[0],
-                                 epilog="exit codes: 0 ok; 1 intent refused; 2 not intent at all (no document, "
-                                        "unreadable, bad YAML, a typo'd kind or apiVersion)")
+    ap = argparse.ArgumentParser(prog="vrouter-agent", description=__doc__.split("\n\n")[0],
+                                 epilog="exit codes: 0 ok; 2 intent refused (--check), or not intent at all "
+                                        "(no document, unreadable, bad YAML, a typo'd kind or apiVersion); "
+                                        "1 --once: a node not in sync")
+    ap.add_argument("--version", action="version", version=f"vrouter-agent {__version__}")
     ap.add_argument("--intent", action="append", required=True, help="an intent file or directory (repeatable)")
     ap.add_argument("--state", help="allocation state file (JSON), kept across restarts")
     ap.add_argument("--encap", choices=("vxlan", "mplsoudp"), default="vxlan")
@@ -364,7 +368,7 @@ def main(argv=None) -> int:
             cl = compile_cluster(intent, agent.alloc, encap=a.encap, netns_format=a.netns_format)
         except I.IntentError as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2 if isinstance(e, I.IntentFormatError) else 1
+            return 2
         for ig in intent.ignored:
             print(f"ignored: {ig}")
         for n, st in cl.nodes.items():
@@ -372,6 +376,7 @@ def main(argv=None) -> int:
                   f"{sum(len(t) for t in st.routes.values())} routes, {len(st.policies)} policies")
         for w in cl.warnings:
             print(f"warning: {w}")
+        print(f"ok: {len(cl.nodes)} nodes, {len(intent.virtual_networks)} virtual networks, {len(intent.pods)} pods")
         return 0
     try:
         agent.load_intent()

@@ -87,7 +87,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-import yaml
+from control import fields as F
 
 CN2_GROUP = "core.contrail.juniper.net"
 CN2_VERSIONS = ("v1alpha1", "v1")
@@ -100,13 +100,12 @@ DEFAULT_POD_NETWORK = ("default", "default-podnetwork")
 VNR_TYPES = ("mesh", "hub", "spoke")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 POLICY_TYPES = ("Ingress", "Egress")
-VNI_MAX = (1 << 24) - 1
+VNI_MAX = F.VNI_MAX
 # fields of the CN2 / Kubernetes structs the agent reads (a key close to one of these is taken for a typo)
 VNR_SPEC_FIELDS = ("type", "virtualNetworkSelector", "import", "routeTarget", "routingType",
                    "l3vxlanNetworkIdentifier", "fqName", "commonSpec")
 NP_SPEC_FIELDS = ("podSelector", "policyTypes", "ingress", "egress")
 PEER_FIELDS = ("podSelector", "namespaceSelector", "ipBlock")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -731,21 +730,23 @@ class _Doc:
             if strict:
                 raise self.error(f"{path}.{k}", f"unknown field ({', '.join(known)} only)")
 
-    def network(self, obj: Any, path: str, strict: bool = True) -> IPNetwork:
-        s = self.string(obj, path, required=True)
+    def field(self, check, path: str, value, *args, **kw):
+        """A control.fields checker; its refusal becomes an IntentError naming this document's field."""
         try:
-            return ipaddress.ip_network(s, strict=strict)
-        except ValueError as e:
-            raise self.error(path, f"bad CIDR {s!r}: {e}") from None
+            return check(path, value, *args, **kw)
+        except F.FieldError as e:
+            raise self.error(e.path, e.msg) from None
+
+    def network(self, obj: Any, path: str, strict: bool = True) -> IPNetwork:
+        """A CIDR; not ``strict``: host bits allowed, meaning the network (Kubernetes' ipBlock)."""
+        s = self.string(obj, path, required=True)
+        if strict:
+            return self.field(F.network, path, s)
+        return self.field(F.interface, path, s, unicast=False).network
 
     def address(self, obj: Any, path: str, required: bool = True) -> IPAddress | None:
         s = self.string(obj, path, required)
-        if s is None:
-            return None
-        try:
-            return ipaddress.ip_address(s)
-        except ValueError:
-            raise self.error(path, f"bad IP address {s!r}") from None
+        return None if s is None else self.field(F.address, path, s)
 
     def ref(self, obj: Any, path: str) -> Key | None:
         if obj is None:
@@ -761,12 +762,7 @@ def _is_int(x: Any) -> bool:
 
 
 def _parse_subnet(d: _Doc, spec: dict, labels: dict) -> Subnet:
-    raw = d.string(spec.get("cidr"), "spec.cidr", required=True)
-    try:
-        cidr = ipaddress.ip_network(raw)
-    except ValueError as e:
-        msg = "host bits set" if "host bits" in str(e) else f"bad CIDR: {e}"
-        raise d.error("spec.cidr", f"{raw!r}: {msg}") from None
+    cidr = d.network(spec.get("cidr"), "spec.cidr")
     gw = d.address(spec.get("defaultGateway"), "spec.defaultGateway", required=False)
     if gw is not None:
         if gw.version != cidr.version or gw not in cidr:
@@ -808,8 +804,8 @@ def _parse_vn(d: _Doc, spec: dict, labels: dict) -> VirtualNetwork:
     if v4 is None and v6 is None:
         raise d.error("spec", "needs spec.v4SubnetReference and/or spec.v6SubnetReference")
     vni = spec.get("vxlanNetworkIdentifier")
-    if vni is not None and (not _is_int(vni) or not 1 <= vni <= VNI_MAX):
-        raise d.error("spec.vxlanNetworkIdentifier", f"must be an integer 1..{VNI_MAX}, not {vni!r}")
+    if vni is not None:
+        vni = d.field(F.integer, "spec.vxlanNetworkIdentifier", vni, 1, VNI_MAX)
     return VirtualNetwork(d.namespace, d.name, labels, v4, v6, vni, d.source())
 
 
@@ -967,10 +963,8 @@ def _parse_pod(d: _Doc, spec: dict, labels: dict, meta: dict) -> Pod:
     p = f'metadata.annotations["{IP_ANNOTATION}"]'
     raw = d.string(ann.get(IP_ANNOTATION), p)
     for i, s in enumerate(x.strip() for x in (raw.split(",") if raw else [])):
-        try:
-            ips.append((p if "," not in raw else f"{p}[{i}]", ipaddress.ip_address(s)))
-        except ValueError:
-            raise d.error(p, f"bad IP address {s!r}") from None
+        where = p if "," not in raw else f"{p}[{i}]"
+        ips.append((where, d.field(F.address, where, s)))
     return Pod(d.namespace, d.name, labels, node, None, nets, {}, d.source(), ips)
 
 
@@ -978,9 +972,9 @@ def _parse_node(d: _Doc, spec: dict, labels: dict) -> Node:
     fab = d.address(spec.get("fabricAddress"), "spec.fabricAddress")
     ctl = d.string(spec.get("control"), "spec.control", required=True)
     mac = d.string(spec.get("fabricMac"), "spec.fabricMac")
-    if mac is not None and not _MAC.match(mac):
-        raise d.error("spec.fabricMac", f"bad MAC address {mac!r}")
-    return Node(d.name, fab, ctl, mac.lower() if mac else None, labels, d.source())
+    if mac is not None:
+        mac = d.field(F.mac, "spec.fabricMac", mac)
+    return Node(d.name, fab, ctl, mac, labels, d.source())
 
 
 # The groups the agent reads: versions, the kinds it reads (-> Intent attribute, namespaced, parser) and
@@ -1188,7 +1182,6 @@ def _validate(intent: Intent) -> None:
 
 # ---------------------------------------------------------------------------------------------- entry point
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml's, when PyYAML has it: ~10x faster
 
 SourceArg = str | os.PathLike | tuple[str, str]
 
@@ -1223,12 +1216,9 @@ def load(sources: SourceArg | Iterable[SourceArg], *, default_pod_cidr: str = "1
     for n, item in enumerate(sources, 1):
         name, text = _read(item, n)
         try:
-            docs = list(yaml.load_all(text, Loader=_LOADER))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else None
-            raise IntentFormatError(f"bad YAML: {getattr(e, 'problem', None) or e}", file=name,
-                                    field=where) from None
+            docs = F.load_yaml(text, multi=True)      # a key given twice is refused, naming its line
+        except F.FieldError as e:
+            raise IntentFormatError(e.msg, file=name, field=e.path) from None
         for i, body in enumerate(docs, 1):
             if body is None:
                 continue

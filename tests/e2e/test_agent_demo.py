@@ -229,4 +229,4 @@ spec: {{nodeName: node-1}}
         bad = tmp_path / "bad.yaml"
         bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {nodeName: node-9}\n")
         r = subprocess.run(base + ["--check"], capture_output=True, text=True, timeout=30)
-        assert r.returncode == 1 and "bad.yaml doc 1 (Pod default/x): spec.nodeName: no node node-9" in r.stderr
+        assert r.returncode == 2 and "bad.yaml doc 1 (Pod default/x): spec.nodeName: no node node-9" in r.stderr
