@@ -37,4 +37,8 @@ fi
 PIP=("$PY" -m pip install -q --disable-pip-version-check --break-system-packages)
 "${PIP[@]}" -r requirements.txt
 "${PIP[@]}" --no-build-isolation -e . >/dev/null
-echo "bootstrap: vrouter built and installed (editable) with $("$PY" --version)"
+# The tests' and benchmarks' C helpers (flow stress, LPM reader thread, pipeline
+# benchmark loop): a module of their own, vrouter._testext, built in place and
+# never installed.
+"$PY" setup.py -q build_testext --inplace >/dev/null
+echo "bootstrap: vrouter built and installed (editable) with $("$PY" --version); test helpers built in place"
