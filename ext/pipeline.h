@@ -11,6 +11,9 @@
  *   NH_VRF), next hop, ECMP member by flow hash, policy, install the forward
  *   and reverse flow -> TTL, MTU, rewrite or encapsulate.
  *
+ * Sources: pipeline.c (the burst driver) and one file per stage, sharing the
+ * private pl_priv.h: pl_classify.c, pl_forward.c, pl_trace.c, pl_ctl.c.
+ *
  * Buffers. struct pkt (packet.h) describes a frame inside a caller-owned
  * buffer; the pipeline rewrites the frame in place and moves data_off /
  * data_len: encapsulation grows into the headroom (PKT_HEADROOM), answers
