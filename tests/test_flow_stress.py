@@ -1,9 +1,9 @@
 """Concurrency contract of the flow table (ext/flow.h): C pthreads started
 with the GIL released insert, look up (scalar and bulk), delete and sweep at
-the same time; ext/flow_stress.c then checks the table against what every
-thread recorded: each raced shared key inserted exactly once, no lost or
-stale pair, no torn entry seen, counters equal to the records. The C test
-lives in vrouter._testext (ext/testext/flow_stress.c), not in the product."""
+the same time; ext/testext/flow_stress.c (in vrouter._testext, not in the
+product) then checks the table against what every thread recorded: each raced
+shared key inserted exactly once, no lost or stale pair, no torn entry seen,
+counters equal to the records."""
 import threading
 
 import numpy as np
