@@ -11,6 +11,15 @@ The AF_XDP back-end links against libxdp and libbpf, and its XDP program
 vrouter/bpf/xdp_tunnel.o, installed as package data (build_ext and build_py
 both make it; it is never committed).
 
+Tests and benchmarks have C helpers of their own (ext/testext/: the flow
+stress test, the LPM reader thread, the pipeline benchmark loop) in a second
+module, ``vrouter._testext``, built on request only and never installed:
+
+  python3 setup.py build_testext --inplace
+
+It links its own copy of the same objects and takes the product's tables as
+capsules. Both modules export PyInit_* alone (ext/exports.map).
+
 Environment:
   VROUTER_SANITIZE=1   build with AddressSanitizer + UBSan (tests/sanitize.sh)
   VROUTER_DEBUG=1      -O0 -g, argument checks compiled in (VR_DEBUG)
@@ -73,21 +82,67 @@ class BuildPy(build_py):
         super().run()
 
 
+TESTEXT_DIR = os.path.join(HERE, "ext", "testext")
+
+
+def c_sources(folder):
+    """Our C files in folder (not Cython's generated ones, not the XDP program)."""
+    srcs = sorted(glob.glob(os.path.join(folder, "*.c")))
+    cython_out = ("vrouter_ext.c", "vrouter_testext.c")
+    return [s for s in srcs if os.path.basename(s) not in cython_out and not s.endswith(".bpf.c")]
+
+
 class BuildExt(build_ext):
-    """Compile ext/*.c with -Wall -Wextra -Werror, then link with the Cython module."""
+    """Compile ext/*.c with -Wall -Wextra -Werror, then link with the Cython module
+    (vrouter._testext: ext/testext/*.c as well)."""
 
     def run(self):
         build_bpf(force=self.force)
         super().run()
 
     def build_extension(self, ext):
-        srcs = sorted(glob.glob(os.path.join(HERE, "ext", "*.c")))
-        srcs = [s for s in srcs if not s.endswith("vrouter_ext.c") and not s.endswith(".bpf.c")]
-        objects = self.compiler.compile(
-            srcs, output_dir=self.build_temp, include_dirs=[os.path.join(HERE, "ext")],
-            extra_postargs=COMMON + WARN, depends=glob.glob(os.path.join(HERE, "ext", "*.h")))
+        folders = [os.path.join(HERE, "ext")] + ([TESTEXT_DIR] if ext.name == TESTEXT_NAME else [])
+        objects = []
+        for folder in folders:
+            objects += self.compiler.compile(
+                c_sources(folder), output_dir=self.build_temp, include_dirs=folders,
+                extra_postargs=COMMON + WARN, depends=glob.glob(os.path.join(folder, "*.h")))
         ext.extra_objects = objects
         super().build_extension(ext)
+
+
+class BuildTestExt(BuildExt):
+    """build_testext: build vrouter._testext (test and benchmark helpers) only."""
+
+    description = "build the test / benchmark helper module vrouter._testext (never installed)"
+
+    def finalize_options(self):
+        # build_ext takes its list from the distribution (and sets each one up): lend it ours
+        product = self.distribution.ext_modules
+        self.distribution.ext_modules = cythonize(
+            [testext_extension()], include_path=["ext", "ext/testext"], language_level=3,
+            compiler_directives={"boundscheck": False, "wraparound": False})
+        try:
+            super().finalize_options()
+        finally:
+            self.distribution.ext_modules = product
+
+
+LINK = ["-pthread", "-Wl,--version-script=" + os.path.join(HERE, "ext", "exports.map")] + SAN
+TESTEXT_NAME = "vrouter._testext"
+
+
+def testext_extension():
+    return Extension(
+        TESTEXT_NAME,
+        sources=["ext/testext/vrouter_testext.pyx"],
+        include_dirs=["ext", "ext/testext", numpy.get_include()],
+        extra_compile_args=COMMON + WARN + CYTHON_RELAX,
+        extra_link_args=LINK,
+        libraries=["xdp", "bpf"],   # it links the product's objects too, io_xsk.c's among them
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=sorted(glob.glob("ext/*.[ch]") + glob.glob("ext/*.p*") + glob.glob("ext/testext/*")),
+    )
 
 
 ext = Extension(
@@ -95,12 +150,13 @@ ext = Extension(
     sources=["ext/vrouter_ext.pyx"],
     include_dirs=["ext", numpy.get_include()],
     extra_compile_args=COMMON + WARN + CYTHON_RELAX,
-    extra_link_args=["-pthread"] + SAN,
+    extra_link_args=LINK,
     libraries=["xdp", "bpf"],   # AF_XDP back-end (ext/io_xsk.c)
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     # Every C file too: they are linked in as extra objects, so a change to one
     # alone must relink the module.
-    depends=sorted(glob.glob("ext/*.c") + glob.glob("ext/*.h") + glob.glob("ext/*.pxd") + glob.glob("ext/*.pxi")),
+    depends=sorted(glob.glob("ext/*.c") + glob.glob("ext/*.h") + glob.glob("ext/*.pxd") + glob.glob("ext/*.pxi") +
+                   glob.glob("ext/*.def") + ["ext/exports.map"]),
 )
 
 def _version() -> str:
@@ -130,7 +186,7 @@ setup(
     ext_modules=cythonize([ext], include_path=["ext"], language_level=3,
                           compiler_directives={"boundscheck": False, "wraparound": False}),
     package_data={"vrouter": ["bpf/xdp_tunnel.o"], "control.agent": ["examples/*.yaml"]},
-    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy, "build_testext": BuildTestExt},
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "pytricia>=1.0"]},

@@ -243,12 +243,9 @@ uint32_t flow_dump(struct flow_table *t, uint32_t *cursor, struct flow_entry *e,
 /* Pair expired at `now`? (exposed so tests can compare with the model) */
 int flow_pair_expired(struct flow_table *t, uint32_t pair, uint64_t now);
 
-/* Test helper (flow_stress.c): nthreads pthreads insert / look up / delete
- * concurrently, then the table is checked against their records. Returns 0
- * when consistent, else a negative code; msg gets a description. */
-int flow_key_copies(struct flow_table *t, const struct flow_key *k);   /* test only */
-void flow_set_test_hook(void (*fn)(void));   /* test only; NULL = off */
-int flow_stress(struct flow_table *t, int nthreads, uint32_t keys_per_thread,
-                uint32_t rounds, uint64_t seed, char *msg, size_t msglen);
+/* Test support (tests and ext/testext/flow_stress.c): how many entries hold
+ * key k; a function called inside writers' critical sections (NULL = off). */
+int flow_key_copies(struct flow_table *t, const struct flow_key *k);
+void flow_set_test_hook(void (*fn)(void));
 
 #endif

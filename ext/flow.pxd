@@ -124,5 +124,3 @@ cdef extern from "flow.h" nogil:
     uint32_t flow_dump(flow_table *t, uint32_t *cursor, flow_entry *e, flow_times *tm,
                        uint32_t *idx, uint32_t maxn)
     int flow_pair_expired(flow_table *t, uint32_t pair, uint64_t now)
-    int flow_stress(flow_table *t, int nthreads, uint32_t keys_per_thread, uint32_t rounds,
-                    uint64_t seed, char *msg, size_t msglen)

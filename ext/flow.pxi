@@ -39,6 +39,11 @@ cdef class FlowTable:
         check_rc(cf.flow_create(capacity, &to, &self.t), "flow table create")
         self.capacity = cf.flow_capacity(self.t)
 
+    def _capsule(self):
+        """The C object, for the test / benchmark helper module (vrouter._testext);
+        the caller keeps self alive while it uses it."""
+        return _capsule(<void *>self.t, b"vrouter.flow_table")
+
     def __dealloc__(self):
         if self.t != NULL:
             cf.flow_destroy(self.t)
@@ -177,15 +182,6 @@ cdef class FlowTable:
         with nogil:
             n = cf.flow_dump(self.t, &cursor, e, tm, &idx[0], m)
         return n, cursor
-
-    def stress(self, int nthreads, uint32_t keys_per_thread, uint32_t rounds, uint64_t seed):
-        """Run the C pthread stress test (ext/flow_stress.c) without the GIL."""
-        cdef char msg[256]
-        cdef int rc
-        msg[0] = 0
-        with nogil:
-            rc = cf.flow_stress(self.t, nthreads, keys_per_thread, rounds, seed, msg, sizeof(msg))
-        return rc, msg.decode()
 
 
 def flow_hashes(keys):

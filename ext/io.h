@@ -128,7 +128,7 @@ struct io_port {
  * file descriptors working. 0 or a negative errno. */
 VR_EXPORT int io_tap_open(struct io_port *port, const char *ifname, int multi, uint16_t queue, uint16_t vif);
 
-/* ---- AF_XDP (io_xsk.c) ----
+/* ---- AF_XDP (io_xsk.c, io_xsk_ring.c, io_xsk_prog.c) ----
  * Bind an XDP socket to queue `queue` of ifname over the pool's UMEM
  * (registered on first use), copy or zero-copy as the driver allows,
  * need_wakeup on. xdp_obj: the BPF object whose program steers only UDP to
@@ -138,7 +138,7 @@ VR_EXPORT int io_xsk_attach(const char *ifname, const char *xdp_obj, int skb_mod
 VR_EXPORT int io_xsk_detach(const char *ifname);
 VR_EXPORT int io_xsk_open(struct io_port *port, struct io_pool *pool, const char *ifname, uint16_t queue,
                           uint16_t vif, int skb_mode, char *err, size_t errlen);
-/* Details (io_xsk.c's head comment has the rest):
+/* Details (io_xsk_priv.h's head comment has the rest):
  * - attach: native (driver) XDP unless skb_mode, falling back to generic (SKB)
  *   mode; io_xsk_mode tells which one the device got. One program per device
  *   per process (-EEXIST while attached); a leftover of ours from a process that

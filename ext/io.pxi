@@ -9,22 +9,19 @@ cdef double _mono() nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
-def _xsk_default_obj():
-    """The XDP program installed next to the package (setup.py builds it)."""
-    import vrouter
-    return os.path.join(os.path.dirname(os.path.abspath(vrouter.__file__)), "bpf", "xdp_tunnel.o")
 
 
 _XSK_MODES = {cio.IO_XSK_MODE_NATIVE: "native", cio.IO_XSK_MODE_SKB: "skb"}
 
 
-def xsk_attach(str ifname, obj_path=None, bint skb_mode=False):
+def xsk_attach(str ifname, obj_path, bint skb_mode=False):
     """Attach the tunnel-steering XDP program to ifname (native XDP unless
-    skb_mode; generic SKB mode when native fails). obj_path: the BPF object,
-    by default vrouter/bpf/xdp_tunnel.o. Returns the mode: "native" or "skb"."""
+    skb_mode; generic SKB mode when native fails). obj_path: the BPF object
+    (the caller's: vrouter/bpf/xdp_tunnel.o as setup.py builds it). Returns
+    the mode: "native" or "skb"."""
     cdef char err[512]
     cdef bytes name = ifname.encode()
-    cdef bytes path = os.fsencode(obj_path if obj_path is not None else _xsk_default_obj())
+    cdef bytes path = os.fsencode(obj_path)
     err[0] = 0
     rc = cio.io_xsk_attach(name, path, skb_mode, err, sizeof(err))
     if rc < 0:

@@ -33,6 +33,30 @@ VR_EXPORT void local_arp_reply(struct pkt *p, const uint8_t mac[6])
     memcpy(a + PKT_ARP_TPA, spa, 4);
 }
 
+VR_EXPORT void local_vxlan_arp_reply(struct pkt *p, const uint8_t mac[6], const struct local_outer *o)
+{
+    local_arp_reply(p, mac);
+    uint8_t *f = p->buf + o->off, *ip = f + o->l3, *udp = f + o->l4;
+    eth_turn(f, mac);
+    if (o->v4) {
+        swap_bytes(ip + 12, ip + 16, 4);
+        ip[8] = LOCAL_TTL;
+        vr_put16(ip + 10, 0);
+        vr_put16(ip + 10, pkt_ip4_csum(ip, (ip[0] & 0xfu) * 4));
+        vr_put16(udp + 6, 0);   /* RFC 768: no UDP checksum over IPv4 */
+    } else {
+        swap_bytes(ip + 8, ip + 24, 16);
+        ip[7] = LOCAL_TTL;
+        unsigned ulen = vr_get16(udp + 4);
+        vr_put16(udp + 6, 0);
+        uint16_t c = (uint16_t)~pkt_csum_fold(
+            pkt_csum_add(udp, ulen, pkt_pseudo_sum(6, ip + 8, ip + 24, PKT_PROTO_UDP, ulen)));
+        vr_put16(udp + 6, c ? c : 0xffff);
+    }
+    p->data_off = (uint16_t)o->off;
+    p->data_len = (uint16_t)o->len;
+}
+
 #define ND_NA_LEN 32   /* type, code, checksum, flags, target, option (type 2, len 1, MAC) */
 
 VR_EXPORT int local_nd_advert(struct pkt *p, const uint8_t mac[6], const uint8_t target[16])

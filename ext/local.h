@@ -2,7 +2,8 @@
  * section 3, step 4): ARP replies (RFC 826), neighbour advertisements (RFC
  * 4861 4.4), echo replies (RFC 792 / RFC 4443 4.2) and ICMP errors: time
  * exceeded and fragmentation needed (RFC 792, RFC 1191) / ICMPv6 time
- * exceeded and packet too big (RFC 4443 3.2-3.3, RFC 8201).
+ * exceeded and packet too big (RFC 4443 3.2-3.3, RFC 8201); and ARP replies
+ * sent back through the VXLAN tunnel the request came in (RFC 7348 4.3).
  *
  * Each takes a parsed frame (struct pkt), rewrites it into the answer that
  * goes back out of the vif it came from, and moves data_off / data_len. The
@@ -29,6 +30,21 @@ enum local_icmp { LOCAL_TIME_EXCEEDED = 1, LOCAL_TOO_BIG = 2 };
 
 /* A parsed ARP request -> the reply "target is at mac". */
 VR_EXPORT void local_arp_reply(struct pkt *p, const uint8_t mac[6]);
+
+/* Where the outer headers of a decapsulated tunnel frame were: the frame's
+ * data_off / data_len before decapsulation, and its outer IP and UDP header
+ * offsets from there. */
+struct local_outer {
+    unsigned off, len, l3, l4;
+    int v4;
+};
+
+/* A parsed ARP request that arrived inside VXLAN (a remote VTEP, e.g. a
+ * Linux vxlan device, resolving one of our pods) -> the reply, sent back
+ * where the request came from: the inner ARP turned into the reply, outer
+ * Ethernet to the sender from mac, outer addresses swapped (TTL LOCAL_TTL,
+ * checksums redone), and data_off / data_len back to the outer frame. */
+VR_EXPORT void local_vxlan_arp_reply(struct pkt *p, const uint8_t mac[6], const struct local_outer *o);
 
 /* A parsed neighbour solicitation -> a solicited advertisement for target
  * (router, solicited, override flags; target link-layer address option).

@@ -1,10 +1,9 @@
-# Thin wrappers over ext/lpm4.h, ext/lpm6.h and ext/lpmprobe.h. Parsing and
+# Thin wrappers over ext/lpm4.h and ext/lpm6.h. Parsing and
 # friendly validation live in vrouter/lpm.py; errors from C go through
 # check_rc. Writer calls keep the GIL (it serialises writers); batch lookups
 # release it and run as an ephemeral RCU reader.
 cimport lpm4
 cimport lpm6
-cimport lpmprobe
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 import numpy as np
 
@@ -35,6 +34,11 @@ cdef class Lpm4Table:
         self.t = lpm4.lpm4_create(domain.d)
         if self.t == NULL:
             raise MemoryError("lpm4_create")
+
+    def _capsule(self):
+        """The C object, for the test / benchmark helper module (vrouter._testext);
+        the caller keeps self alive while it uses it."""
+        return _capsule(<void *>self.t, b"vrouter.lpm4")
 
     def __dealloc__(self):
         if self.t != NULL:
@@ -130,6 +134,11 @@ cdef class Lpm6Table:
         self.t = lpm6.lpm6_create(domain.d)
         if self.t == NULL:
             raise MemoryError("lpm6_create")
+
+    def _capsule(self):
+        """The C object, for the test / benchmark helper module (vrouter._testext);
+        the caller keeps self alive while it uses it."""
+        return _capsule(<void *>self.t, b"vrouter.lpm6")
 
     def __dealloc__(self):
         if self.t != NULL:
@@ -227,68 +236,3 @@ cdef class Lpm6Table:
 cdef _need16(const uint8_t[::1] addr):
     if addr.shape[0] != 16:
         raise ValueError("an IPv6 address is 16 bytes")
-
-
-cdef class LpmProbe:
-    """A C pthread that looks up `keys` in a loop as a registered RCU reader
-    (no GIL), recording the generation before/after each round and the
-    answers, in a ring of the last `max_rounds` rounds."""
-    cdef lpmprobe.lpm_probe *p
-    cdef object table
-    cdef size_t nkeys
-    cdef bint stopped
-
-    def __cinit__(self, table, uint16_t vrf, keys, size_t max_rounds=100000):
-        cdef int family
-        cdef const void *tp
-        cdef rcu.rcu_domain *d
-        cdef const uint32_t[::1] k4
-        cdef const uint8_t[:, ::1] k6
-        cdef const void *kp
-        self.table = table
-        if isinstance(table, Lpm4Table):
-            family, tp, d = 4, <const void *>(<Lpm4Table>table).t, (<Lpm4Table>table).domain.d
-            k4 = keys
-            self.nkeys = k4.shape[0]
-            kp = &k4[0]
-        elif isinstance(table, Lpm6Table):
-            family, tp, d = 6, <const void *>(<Lpm6Table>table).t, (<Lpm6Table>table).domain.d
-            k6 = keys
-            if k6.shape[1] != 16:
-                raise ValueError("IPv6 keys must be an (N, 16) uint8 array")
-            self.nkeys = k6.shape[0]
-            kp = &k6[0, 0]
-        else:
-            raise TypeError("table must be an Lpm4Table or Lpm6Table")
-        self.p = lpmprobe.lpm_probe_start(family, tp, d, vrf, kp, self.nkeys, max_rounds)
-        if self.p == NULL:
-            raise MemoryError("lpm_probe_start")
-
-    def stop(self):
-        """Join the thread; returns (gen_before, gen_after, answers[rounds, keys])."""
-        cdef size_t n
-        if self.stopped:
-            raise RuntimeError("probe already stopped")
-        with nogil:
-            n = lpmprobe.lpm_probe_stop(self.p)
-        self.stopped = True
-        gb = np.empty(n, dtype=np.uint64)
-        ga = np.empty(n, dtype=np.uint64)
-        ans = np.empty((n, self.nkeys), dtype=np.uint32)
-        cdef uint64_t[::1] b = gb
-        cdef uint64_t[::1] a = ga
-        cdef uint32_t[:, ::1] r = ans
-        if n:
-            lpmprobe.lpm_probe_copy(self.p, &b[0], &a[0], &r[0, 0])
-        return gb, ga, ans
-
-    @property
-    def total_rounds(self):
-        return lpmprobe.lpm_probe_total_rounds(self.p)
-
-    def __dealloc__(self):
-        if self.p != NULL:
-            if not self.stopped:
-                with nogil:
-                    lpmprobe.lpm_probe_stop(self.p)
-            lpmprobe.lpm_probe_free(self.p)

@@ -5,19 +5,6 @@
 
 #include <string.h>
 
-static const char *const drop_names[PKT_DROP__COUNT] = {
-#define PKT_X(n, s) [PKT_DROP_##n] = s,
-    PKT_DROP_REASONS(PKT_X)
-#undef PKT_X
-};
-
-VR_EXPORT const char *pkt_drop_name(int reason)
-{
-    if (reason < 0 || reason >= PKT_DROP__COUNT)
-        return "unknown";
-    return drop_names[reason];
-}
-
 /* IPv4 address -> ::ffff:a.b.c.d (the flow key's form). */
 static inline void map4(uint8_t out[16], const uint8_t *a4)
 {

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "drop.h"
 #include "vr_common.h"
 
 #define PKT_HEADROOM 128     /* outer Ethernet + IPv6 + UDP + VXLAN = 14+40+8+8 = 70 */
@@ -108,29 +109,8 @@ enum pkt_flag {
 #undef PKT_X
 };
 
-/* Why a frame is malformed, declared once; pkt_drop_name() maps them. The
- * parser stops at the first check that fails, so each frame gets one. */
-#define PKT_DROP_REASONS(X)                                                    \
-    X(NONE, "none")                                                            \
-    X(TRUNCATED, "truncated")          /* frame ends inside a fixed header */  \
-    X(VLAN_STACKED, "vlan_stacked")    /* a second 802.1Q/802.1ad tag */       \
-    X(BAD_ARP, "bad_arp")              /* ARP that is not Ethernet/IPv4 */     \
-    X(BAD_IP_VERSION, "bad_ip_version")                                        \
-    X(BAD_IHL, "bad_ihl")              /* IHL < 5 or options past the frame */ \
-    X(BAD_IP_LENGTH, "bad_ip_length")  /* total/payload length vs frame */     \
-    X(BAD_IP_CHECKSUM, "bad_ip_checksum")                                      \
-    X(BAD_FRAGMENT, "bad_fragment")    /* offset + length > 65535 */           \
-    X(IPV6_EXT_CHAIN, "ipv6_ext_chain") /* too long, misplaced, past the end */ \
-    X(L4_TRUNCATED, "l4_truncated")    /* L4 header past the IP payload */     \
-    X(BAD_TCP_OFFSET, "bad_tcp_offset") /* data offset < 5 */                  \
-    X(BAD_UDP_LENGTH, "bad_udp_length") /* < 8 or > IP payload */
-enum pkt_drop {
-#define PKT_X(n, s) PKT_DROP_##n,
-    PKT_DROP_REASONS(PKT_X)
-#undef PKT_X
-    PKT_DROP__COUNT
-};
-VR_EXPORT const char *pkt_drop_name(int reason);
+/* Why a frame is malformed: enum pkt_drop, declared in drop.def (the parser
+ * stops at the first check that fails, so each frame gets one reason). */
 
 /* One descriptor: one cache line. The first 16 bytes are the I/O back-end's
  * (it fills them, the parser only reads them); the rest is parser output,

@@ -37,7 +37,6 @@ cdef extern from "packet.h" nogil:
         uint8_t tcp_flags
         uint8_t drop
 
-    const char *pkt_drop_name(int reason)
     uint32_t pkt_parse_burst(pkt *pkts, uint32_t n, unsigned flags)
     uint32_t pkt_csum_add(const void *data, size_t len, uint32_t sum)
     uint16_t pkt_csum_fold(uint32_t sum)

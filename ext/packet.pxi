@@ -13,10 +13,6 @@ def pkt_struct_size():
     return sizeof(cp.pkt)
 
 
-def pkt_drop_names():
-    return [cp.pkt_drop_name(i).decode() for i in range(cp.PKT_DROP__COUNT)]
-
-
 def pkt_constants():
     return {"headroom": cp.PKT_HEADROOM, "burst_max": cp.PKT_BURST_MAX,
             "ip6_max_ext": cp.PKT_IP6_MAX_EXT, "verify_ip4_csum": cp.PKT_PARSE_VERIFY_IP4_CSUM,

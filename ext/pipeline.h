@@ -11,6 +11,9 @@
  *   NH_VRF), next hop, ECMP member by flow hash, policy, install the forward
  *   and reverse flow -> TTL, MTU, rewrite or encapsulate.
  *
+ * Sources: pipeline.c (the burst driver) and one file per stage, sharing the
+ * private pl_priv.h: pl_classify.c, pl_forward.c, pl_trace.c, pl_ctl.c.
+ *
  * Buffers. struct pkt (packet.h) describes a frame inside a caller-owned
  * buffer; the pipeline rewrites the frame in place and moves data_off /
  * data_len: encapsulation grows into the headroom (PKT_HEADROOM), answers
@@ -51,6 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "drop.h"
 #include "flow.h"
 #include "lpm4.h"
 #include "lpm6.h"
@@ -73,40 +77,9 @@ enum pl_verdict {
     PL_DROP = 3,      /* res.reason says why */
 };
 
-/* Why a frame was dropped. The parser's reasons come first, with the same
- * numbers (enum pkt_drop), then the pipeline's. */
-#define PL_DROP_REASONS(X)                                                           \
-    PKT_DROP_REASONS(X)                                                              \
-    X(UNKNOWN_VIF, "unknown_vif")       /* ingress vif not configured */            \
-    X(VIF_DOWN, "vif_down")             /* ingress or out vif administratively down */ \
-    X(VLAN_MISMATCH, "vlan_mismatch")   /* 802.1Q id is not the vif's */             \
-    X(L2_UNSUPPORTED, "l2_unsupported") /* not IPv4, IPv6 or ARP */                  \
-    X(MULTICAST, "multicast")           /* broadcast / multicast, not forwarded */  \
-    X(ARP_NOT_FOR_US, "arp_not_for_us") /* not a request for an address we answer */ \
-    X(ND_NOT_FOR_US, "nd_not_for_us")   /* neighbour discovery we do not answer */   \
-    X(SPOOFED_SOURCE, "spoofed_source") /* source not allowed on the vif */          \
-    X(TO_GATEWAY, "to_gateway")         /* to the gateway address, not an echo */    \
-    X(BAD_TUNNEL, "bad_tunnel")         /* VXLAN without I flag, MPLS not S=1, bad inner */ \
-    X(UNKNOWN_VNI, "unknown_vni")                                                    \
-    X(UNKNOWN_LABEL, "unknown_label")                                                \
-    X(NO_ROUTE, "no_route")                                                          \
-    X(DISCARD, "discard")               /* a DISCARD next hop */                    \
-    X(NH_INVALID, "nh_invalid")         /* next hop missing, ECMP empty, VRF loop */ \
-    X(POLICY_DENY, "policy_deny")                                                    \
-    X(FLOW_TABLE_FULL, "flow_table_full")                                            \
-    X(FLOW_VIF_QUOTA, "flow_vif_quota")                                              \
-    X(FLOW_VRF_QUOTA, "flow_vrf_quota")                                              \
-    X(TTL_EXPIRED, "ttl_expired")       /* and no ICMP answer possible */            \
-    X(TOO_BIG, "too_big")               /* IPv4 without DF, or no answer possible */ \
-    X(NO_ROOM, "no_room")               /* buffer too small for the new headers */
-enum pl_drop {
-#define PL_X(n, s) PL_DROP_##n,
-    PL_DROP_REASONS(PL_X)
-#undef PL_X
-    PL_DROP__COUNT
-};
-_Static_assert((int)PL_DROP_BAD_UDP_LENGTH == (int)PKT_DROP_BAD_UDP_LENGTH,
-               "pipeline drop reasons start with the parser's");
+/* Why a frame was dropped: enum pl_drop, declared in drop.def (the parser's
+ * reasons first, with the same numbers as enum pkt_drop); vr_drop_name()
+ * names them. */
 
 /* What the vrouter answered (res.reason of a PL_REPLY). */
 #define PL_REPLIES(X)                                         \
@@ -123,7 +96,6 @@ enum pl_reply {
     PL_REPLY__COUNT
 };
 
-VR_EXPORT const char *pl_drop_name(int reason);
 VR_EXPORT const char *pl_reply_name(int kind);
 
 struct pl_result {
@@ -186,16 +158,5 @@ VR_EXPORT uint32_t pl_flows_revalidate(struct pipeline *pl, int vrf, uint32_t *e
 VR_EXPORT void pl_read_stats(const struct pipeline *pl, struct pl_stats *out);
 VR_EXPORT void pl_read_vif_stats(const struct pipeline *pl, uint16_t vif, struct pl_vif_stats *out);
 VR_EXPORT void pl_read_vrf_stats(const struct pipeline *pl, uint16_t vrf, struct pl_vrf_stats *out);
-
-/* TSC now (0 where there is none): the benchmark calibrates it. */
-VR_EXPORT uint64_t pl_tsc(void);
-
-/* Benchmark / test helper: `iterations` times, restore the n frames from
- * `tmpl` (n frames of `stride` bytes, lengths in lens, ingress vifs in vifs)
- * into pkts' buffers, and process them in bursts of `burst`. Returns the TSC
- * cycles spent in pl_process (0 where there is no TSC). */
-VR_EXPORT uint64_t pl_bench_loop(struct pipeline *pl, int worker, struct pkt *pkts, const uint8_t *tmpl,
-                                 uint32_t stride, const uint16_t *lens, const uint16_t *vifs, uint32_t n,
-                                 uint32_t burst, uint32_t iterations, struct pl_result *res, uint64_t now);
 
 #endif

@@ -36,7 +36,6 @@ cdef extern from "pipeline.h" nogil:
         uint64_t drops[1]
         uint64_t reply[1]
 
-    const char *pl_drop_name(int reason)
     const char *pl_reply_name(int kind)
     int pl_create(void *nt, void *l4, void *l6, void *ft, void *pt, int nworkers, unsigned flags,
                   pipeline **out)
@@ -49,7 +48,3 @@ cdef extern from "pipeline.h" nogil:
     void pl_read_vif_stats(const pipeline *pl, uint16_t vif, pl_vif_stats *out)
     void pl_read_vrf_stats(const pipeline *pl, uint16_t vrf, pl_vrf_stats *out)
     uint32_t pl_flows_revalidate(pipeline *pl, int vrf, uint32_t *examined)
-    uint64_t pl_tsc()
-    uint64_t pl_bench_loop(pipeline *pl, int worker, pkt *pkts, const uint8_t *tmpl, uint32_t stride,
-                           const uint16_t *lens, const uint16_t *vifs, uint32_t n, uint32_t burst,
-                           uint32_t iterations, pl_result *res, uint64_t now)

@@ -4,10 +4,6 @@
 cimport pipeline as cpl
 
 
-def pl_drop_names():
-    return [cpl.pl_drop_name(i).decode() for i in range(cpl.PL_DROP__COUNT)]
-
-
 def pl_reply_names():
     return [cpl.pl_reply_name(i).decode() for i in range(cpl.PL_REPLY__COUNT)]
 
@@ -17,10 +13,6 @@ def pl_constants():
             "verify_ip4_csum": cpl.PL_F_VERIFY_IP4_CSUM, "result_size": sizeof(cpl.pl_result),
             "verdicts": {cpl.PL_FORWARD: "forward", cpl.PL_REPLY: "reply", cpl.PL_HOST: "host",
                          cpl.PL_DROP: "drop"}}
-
-
-def pl_tsc():
-    return cpl.pl_tsc()
 
 
 _PL_STAT_FIELDS = ("packets", "forwarded", "replies", "to_host", "dropped", "flow_hits", "flow_misses",
@@ -42,6 +34,11 @@ cdef class Pipeline:
         check_rc(cpl.pl_create(nh.t, l4.t, l6.t, ft.t, pt.pt, nworkers, flags, &self.pl),
                  "pipeline create")
         self.tables = (nh, l4, l6, ft, pt)
+
+    def _capsule(self):
+        """The C object, for the test / benchmark helper module (vrouter._testext);
+        the caller keeps self alive while it uses it."""
+        return _capsule(<void *>self.pl, b"vrouter.pipeline")
 
     def __dealloc__(self):
         if self.pl != NULL:
@@ -93,7 +90,7 @@ cdef class Pipeline:
         cdef int i, nf = len(_PL_STAT_FIELDS)
         cpl.pl_read_stats(self.pl, &st)
         out = {name: words[i] for i, name in enumerate(_PL_STAT_FIELDS)}
-        out["drops"] = {cpl.pl_drop_name(i).decode(): words[nf + i] for i in range(cpl.PL_DROP__COUNT)}
+        out["drops"] = {cdrop.vr_drop_name(i).decode(): words[nf + i] for i in range(cpl.PL_DROP__COUNT)}
         out["reply"] = {cpl.pl_reply_name(i).decode(): words[nf + cpl.PL_DROP__COUNT + i]
                         for i in range(cpl.PL_REPLY__COUNT)}
         return out
@@ -119,33 +116,3 @@ cdef class Pipeline:
 
     def clear_stats(self):
         cpl.pl_stats_clear(self.pl)
-
-    def bench(self, descs, tmpl, lens, vifs, uint32_t burst, uint32_t iterations, results,
-              uint64_t now, int worker=0):
-        """pl_bench_loop: restore the frames from tmpl (n x stride bytes) and process them,
-        `iterations` times, GIL released. Returns TSC cycles spent in pl_process."""
-        cdef cp.pkt *p = _pkts(descs, True)
-        cdef uint32_t n = len(descs), i
-        cdef cnp.ndarray t = tmpl
-        cdef cpl.pl_result *res = <cpl.pl_result *>_buf(results, sizeof(cpl.pl_result), "results", n)
-        cdef uint16_t *ln = <uint16_t *>_buf(lens, 2, "lens", n)
-        cdef uint16_t *vf = <uint16_t *>_buf(vifs, 2, "vifs", n)
-        cdef uint32_t stride
-        cdef uint64_t cycles
-        cdef int slot
-        if t.ndim != 2 or t.shape[0] != n or t.dtype.itemsize != 1 or not t.flags.c_contiguous:
-            raise TypeError("tmpl: expected a C-contiguous (n, stride) uint8 array")
-        stride = <uint32_t>t.shape[1]
-        if burst == 0 or burst > cp.PKT_BURST_MAX:
-            raise ValueError(f"burst: must be 1..{cp.PKT_BURST_MAX}")
-        for i in range(n):
-            if ln[i] > stride or <uint32_t>cp.PKT_HEADROOM + ln[i] > p[i].buf_size:
-                raise ValueError(f"frame {i}: does not fit its template row or buffer")
-        if worker < 0 or worker >= cpl.pl_workers(self.pl):
-            raise ValueError(f"worker: must be 0..{cpl.pl_workers(self.pl) - 1}")
-        slot = crcu.rcu_read_enter(self.dom.d)
-        with nogil:
-            cycles = cpl.pl_bench_loop(self.pl, worker, p, <uint8_t *>cnp.PyArray_DATA(t), stride, ln, vf,
-                                       n, burst, iterations, res, now)
-        crcu.rcu_read_exit(self.dom.d, slot)
-        return cycles

@@ -12,6 +12,11 @@ cdef class RcuDomain:
         if self.d == NULL:
             raise MemoryError("rcu_create")
 
+    def _capsule(self):
+        """The C object, for the test / benchmark helper module (vrouter._testext);
+        the caller keeps self alive while it uses it."""
+        return _capsule(<void *>self.d, b"vrouter.rcu_domain")
+
     def __dealloc__(self):
         if self.d != NULL:
             rcu.rcu_destroy(self.d)

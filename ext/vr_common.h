@@ -9,7 +9,10 @@
 #define VR_CACHE_LINE 64
 #define VR_LIKELY(x) __builtin_expect(!!(x), 1)
 #define VR_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define VR_EXPORT __attribute__((visibility("default")))
+/* Marks a component's API function. Only a mark: like everything else built
+ * with -fvisibility=hidden, it stays out of the module's dynamic symbols
+ * (vrouter._ext exports PyInit__ext alone; nothing links against it). */
+#define VR_EXPORT
 /* Hot helpers that must be inlined into each CPU-specific variant (compiled
  * on their own they would get the portable ISA: popcount as a libgcc call). */
 #define VR_ALWAYS_INLINE inline __attribute__((always_inline))

@@ -1,4 +1,4 @@
-/* XDP program of the AF_XDP back-end (io_xsk.c): steer the tunnel traffic of
+/* XDP program of the AF_XDP back-end (io_xsk_prog.c loads it): steer the tunnel traffic of
  * the fabric device to the vRouter's XDP sockets, leave everything else to
  * the kernel stack (the node's own SSH, ZeroMQ, BGP, ARP, ICMP ...).
  *

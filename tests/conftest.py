@@ -69,6 +69,17 @@ def c_lpm():
     return lpm
 
 
+def c_testext():
+    """vrouter._testext, the C helpers of the tests and benchmarks (never installed); a missing build
+    fails the test (never a skip)."""
+    try:
+        from vrouter import _testext
+    except Exception as e:  # noqa: BLE001 - report whatever broke the import
+        pytest.fail(f"cannot import vrouter._testext ({type(e).__name__}: {e}); build it with "
+                    f"`python setup.py build_testext --inplace` (tools/bootstrap.sh does)", pytrace=False)
+    return _testext
+
+
 class Impl:
     """One implementation of the LPM API: make(family) -> an empty table."""
 

@@ -1,4 +1,4 @@
-"""A C reader thread (ConcurrentReader: registered RCU reader, no GIL) loops batch lookups while this
+"""A C reader thread (vrouter._testext.LpmProbe: registered RCU reader, no GIL) loops batch lookups while this
 thread makes >= 20,000 inserts / deletes / replaces (and a few batches) on nested prefix chains covering
 the probe keys. Every answer the reader saw must be the reference answer of some table state within the
 generation window of its round: gen_before[i] <= g <= gen_after[i] + 1. Lpm4 and Lpm6."""
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lpm_ref
-from conftest import c_lpm
+from conftest import c_lpm, c_testext
 from lpm_ref import BITS, NO_ROUTE, keys_array, net_mask
 
 N_OPS = 20_000
@@ -137,7 +137,8 @@ def test_concurrent_reader_sees_only_states_inside_its_generation_window(family)
     seen = []
     for _ in range(SEGMENTS):
         first_gen = table.generation
-        reader = lpm.ConcurrentReader(table, 0, keys_array(family, keys), max_rounds=MAX_ROUNDS)
+        reader = c_testext().LpmProbe(table._t, 0, table._batch_keys(keys_array(family, keys), "keys"),
+                                    max_rounds=MAX_ROUNDS)
         try:
             writer.run(N_OPS // SEGMENTS)
         finally:

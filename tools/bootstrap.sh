@@ -45,4 +45,9 @@ echo "bootstrap: pip install -r requirements.txt (Python packages: $(grep -cE '^
 "${PIP[@]}" -r requirements.txt
 echo "bootstrap: building the C extension and the XDP program (pip install -e .)"
 "${PIP[@]}" --no-build-isolation -e . >/dev/null
+# The tests' and benchmarks' C helpers (flow stress, LPM reader thread, pipeline
+# benchmark loop): a module of their own, vrouter._testext, built in place and
+# never installed.
+echo "bootstrap: building the test helpers in place (vrouter._testext, never installed)"
+"$PY" setup.py -q build_testext --inplace >/dev/null
 echo "bootstrap: ready: vrouter $("$PY" -c 'from control.version import __version__; print(__version__)') with $("$PY" --version)"

@@ -14,7 +14,8 @@ echo "== tests (ASan + UBSan build)"
 SAN=$(mktemp -d /tmp/vrouter-san.XXXXXX)
 trap 'rm -rf "$SAN"' EXIT
 tar --exclude=./build --exclude='*.so' --exclude=./.git --exclude='*.egg-info' -cf - . | tar -C "$SAN" -xf -
-(cd "$SAN" && VROUTER_SANITIZE=1 "$PY" setup.py -q build_ext --inplace >/dev/null)
+(cd "$SAN" && VROUTER_SANITIZE=1 "$PY" setup.py -q build_ext --inplace >/dev/null &&
+    VROUTER_SANITIZE=1 "$PY" setup.py -q build_testext --inplace >/dev/null)
 LIBASAN=$(gcc -print-file-name=libasan.so)
 # Python itself is not instrumented and keeps memory until exit: leak
 # detection is off; any other ASan/UBSan report aborts the run.

@@ -392,11 +392,6 @@ class FlowTable:
         s["memory_bytes"] = self._t.memory
         return s
 
-    def run_stress(self, threads: int = 2, keys_per_thread: int = 4096, rounds: int = 4, seed: int = 1):
-        """C pthread stress (GIL released). Returns (ok, message)."""
-        rc, msg = self._t.stress(threads, keys_per_thread, rounds, seed)
-        return rc == 0, msg
-
 
 def _u64(field: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << 64:

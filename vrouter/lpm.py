@@ -32,7 +32,7 @@ MAX_NH = _ext.LPM_MAX_NH_VALUE
 MAX_VRF = _ext.LPM_MAX_VRF_VALUE
 IMPLS = tuple(_ext.LPM_IMPLS)
 
-__all__ = ["Lpm4", "Lpm6", "NO_ROUTE", "MAX_NH", "MAX_VRF", "IMPLS", "ConcurrentReader"]
+__all__ = ["Lpm4", "Lpm6", "NO_ROUTE", "MAX_NH", "MAX_VRF", "IMPLS"]
 
 
 def _int_arg(value, name: str, lo: int, hi: int) -> int:
@@ -256,20 +256,3 @@ class Lpm6(_Lpm):
     @staticmethod
     def _network(key, length):
         return ipaddress.IPv6Network((key, length))
-
-
-class ConcurrentReader:
-    """A C reader thread hammering ``table`` (an Lpm4/Lpm6) with batch
-    lookups of ``keys`` while Python writes; see ext/lpmprobe.h. ``stop()``
-    returns (gen_before, gen_after, answers[round, key])."""
-
-    def __init__(self, table: _Lpm, vrf, keys, max_rounds: int = 100_000):
-        keys = table._batch_keys(keys, "keys")
-        self._probe = _ext.LpmProbe(table._t, _vrf(vrf), keys, max_rounds)
-
-    @property
-    def total_rounds(self) -> int:
-        return self._probe.total_rounds
-
-    def stop(self):
-        return self._probe.stop()

@@ -26,7 +26,7 @@ HEADROOM: int = _C["headroom"]
 BURST_MAX: int = _C["burst_max"]
 IP6_MAX_EXT: int = _C["ip6_max_ext"]
 FLAGS: dict[str, int] = _C["flags"]
-DROP_REASONS: list[str] = _ext.pkt_drop_names()      # index = C enum value; 0 = "none"
+DROP_REASONS: list[str] = _ext.pkt_drop_names()      # the parser's, from ext/drop.def; index = C enum
 _VERIFY = _C["verify_ip4_csum"]
 MAX_BUFFER = 65535
 

@@ -27,7 +27,7 @@ from vrouter.packet import HEADROOM, Burst
 from vrouter.policy import PolicyTable
 
 _C = _ext.pl_constants()
-DROP_REASONS: tuple[str, ...] = tuple(_ext.pl_drop_names())   # index = C enum; 0 = "none"
+DROP_REASONS: tuple[str, ...] = tuple(_ext.drop_names())   # ext/drop.def; index = C enum; 0 = "none"
 REPLIES: tuple[str, ...] = tuple(_ext.pl_reply_names())
 VERDICTS: dict[int, str] = _C["verdicts"]
 MAX_WORKERS: int = _C["max_workers"]
@@ -157,13 +157,6 @@ class Datapath:
 
     def clear_stats(self) -> None:
         self._pl.clear_stats()
-
-    def bench(self, burst: Burst, templates: np.ndarray, lens: np.ndarray, vifs: np.ndarray, *,
-              burst_size: int = 64, iterations: int = 1, now=None, worker: int = 0) -> int:
-        """Benchmarks: process the frames `iterations` times in one C call; returns TSC cycles."""
-        res = np.zeros(len(burst), RESULT_DTYPE)
-        return self._pl.bench(burst.descs, templates, lens, vifs, burst_size, iterations, res, _now(now),
-                              worker)
 
 
 def _id(name: str, value, hi: int) -> int:

@@ -21,6 +21,9 @@ import sys
 import time
 
 CLONE_NEWNET = 0x40000000
+# the XDP program xsk_attach loads: the one setup.py builds beside the package
+BPF_OBJ = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "vrouter", "bpf", "xdp_tunnel.o")
 SO_RCVBUFFORCE = 33   # <asm-generic/socket.h>; Python's socket module lacks it
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -121,7 +124,7 @@ def datapath(a: dict) -> dict:
     skb = a["mode"] == "skb"
     pool = _ext.IoPool(4096)
     res["nframes"] = pool.nframes
-    res["attach_mode"] = _ext.xsk_attach(a["xif"], skb_mode=skb)
+    res["attach_mode"] = _ext.xsk_attach(a["xif"], BPF_OBJ, skb_mode=skb)
     res["xdp_attached"] = xdp_info(a["xif"])
     port = _ext.IoPort.open_xsk(pool, a["xif"], 0, vif=5, skb_mode=skb)
     res["kind"] = port.kind
@@ -259,14 +262,14 @@ def errors(a: dict) -> dict:
     pool = _ext.IoPool(4096)
     small = _ext.IoPool(64)
     xif = a["xif"]
-    attempt("attach_unknown_dev", lambda: _ext.xsk_attach("nosuchdev0"))
+    attempt("attach_unknown_dev", lambda: _ext.xsk_attach("nosuchdev0", BPF_OBJ))
     attempt("attach_missing_obj", lambda: _ext.xsk_attach(xif, obj_path="/nonexistent/xdp_tunnel.o"))
     attempt("attach_not_bpf", lambda: _ext.xsk_attach(xif, obj_path=a["not_bpf"]))
     attempt("open_before_attach", lambda: _ext.IoPort.open_xsk(pool, xif))
     res["mode_before"] = _ext.xsk_mode(xif)
-    attempt("attach", lambda: _ext.xsk_attach(xif, skb_mode=a.get("skb", False)))
+    attempt("attach", lambda: _ext.xsk_attach(xif, BPF_OBJ, skb_mode=a.get("skb", False)))
     res["mode"] = _ext.xsk_mode(xif)
-    attempt("attach_twice", lambda: _ext.xsk_attach(xif))
+    attempt("attach_twice", lambda: _ext.xsk_attach(xif, BPF_OBJ))
     attempt("open_unknown_dev", lambda: _ext.IoPort.open_xsk(pool, "nosuchdev0"))
     attempt("open_queue_beyond_dev", lambda: _ext.IoPort.open_xsk(pool, xif, queue=a["queues"]))
     attempt("open_queue_beyond_map", lambda: _ext.IoPort.open_xsk(pool, xif, queue=64))
@@ -283,7 +286,7 @@ def errors(a: dict) -> dict:
     res["detach_again"] = _ext.xsk_detach(xif)
     res["detach_unknown"] = _ext.xsk_detach("nosuchdev0")
     # the smallest pool an XDP socket takes; a port dropped without close() is closed by its finaliser
-    _ext.xsk_attach(xif)
+    _ext.xsk_attach(xif, BPF_OBJ)
     tiny = _ext.IoPool(_ext.xsk_min_frames())
     p2 = _ext.IoPort.open_xsk(tiny, xif)
     res["tiny_rx"] = len(p2.rx(8))
@@ -293,17 +296,17 @@ def errors(a: dict) -> dict:
     _ext.xsk_detach(xif)
     # a process that attached and died without detaching: the next attach replaces its program
     env = dict(os.environ)
-    subprocess.run([sys.executable, "-c", f"from vrouter import _ext; _ext.xsk_attach({xif!r}, skb_mode=True)"],
+    subprocess.run([sys.executable, "-c", f"from vrouter import _ext; _ext.xsk_attach({xif!r}, {BPF_OBJ!r}, skb_mode=True)"],
                    check=True, timeout=30, env=env)
     res["leftover"] = (xdp_info(xif) or {}).get("prog", {}).get("name")
-    attempt("attach_over_leftover", lambda: _ext.xsk_attach(xif))
+    attempt("attach_over_leftover", lambda: _ext.xsk_attach(xif, BPF_OBJ))
     res["mode_over_leftover"] = _ext.xsk_mode(xif)
     _ext.xsk_detach(xif)
     # someone else's program: refused, and left alone
     if a.get("foreign_obj"):
         subprocess.run(["ip", "link", "set", "dev", xif, "xdpgeneric", "obj", a["foreign_obj"], "sec", "xdp"],
                        check=True, timeout=10)
-        attempt("attach_over_foreign", lambda: _ext.xsk_attach(xif))
+        attempt("attach_over_foreign", lambda: _ext.xsk_attach(xif, BPF_OBJ))
         res["foreign_kept"] = (xdp_info(xif) or {}).get("prog", {}).get("name")
         subprocess.run(["ip", "link", "set", "dev", xif, "xdpgeneric", "off"], check=True, timeout=10)
     res["xdp_after"] = xdp_info(xif)
@@ -319,7 +322,7 @@ def shared(a: dict) -> dict:
     skb = a["mode"] == "skb"
     pool = _ext.IoPool(2048)
     for dev in a["xifs"]:
-        _ext.xsk_attach(dev, skb_mode=skb)
+        _ext.xsk_attach(dev, BPF_OBJ, skb_mode=skb)
     pa = _ext.IoPort.open_xsk(pool, a["xifs"][0], vif=1)
     pb = _ext.IoPort.open_xsk(pool, a["xifs"][1], vif=2)
     res["free_two_open"] = pool.free
@@ -379,7 +382,7 @@ def down(a: dict) -> dict:
 
     res: dict = {}
     pool = _ext.IoPool(8192)
-    _ext.xsk_attach(a["xif"], skb_mode=a["mode"] == "skb")
+    _ext.xsk_attach(a["xif"], BPF_OBJ, skb_mode=a["mode"] == "skb")
     port = _ext.IoPort.open_xsk(pool, a["xif"])
     with netns(a["pns"]):
         r = udp(bind=("0.0.0.0", 7777), rcvbuf=1 << 24)
@@ -446,7 +449,7 @@ def rate(a: dict) -> dict:
     res: dict = {}
     secs = a["seconds"]
     pool = _ext.IoPool(8192)
-    res["mode"] = _ext.xsk_attach(a["xif"], skb_mode=a["mode"] == "skb")
+    res["mode"] = _ext.xsk_attach(a["xif"], BPF_OBJ, skb_mode=a["mode"] == "skb")
     port = _ext.IoPort.open_xsk(pool, a["xif"])
     f = bytes(Ether(src=a["xmac"], dst=a["pmac"]) / IP(src=a["x4"], dst=a["p4"]) / UDP(sport=4789, dport=9)
               / Raw(b"x" * 18))
@@ -464,7 +467,7 @@ def rate(a: dict) -> dict:
 
     gpool = _ext.IoPool(8192)
     with netns(a["pns"]):
-        _ext.xsk_attach(a["pif"])
+        _ext.xsk_attach(a["pif"], BPF_OBJ)
         gen = _ext.IoPort.open_xsk(gpool, a["pif"])
     g = bytes(Ether(src=a["pmac"], dst=a["xmac"]) / IP(src=a["p4"], dst=a["x4"]) / UDP(sport=4789, dport=4789)
               / Raw(b"y" * 18))

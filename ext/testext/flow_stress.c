@@ -1,8 +1,10 @@
 /* Test helper for the flow table's concurrency contract: pthreads insert,
  * look up (scalar and bulk), delete and sweep at once, then the table is
- * checked against what each thread recorded. Not used by the datapath. */
+ * checked against what each thread recorded. Built into vrouter._testext
+ * only; one call at a time (it owns the flow table's test hook meanwhile). */
 #include "flow.h"
 #include "mem.h"
+#include "testext.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -189,7 +191,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-VR_EXPORT int flow_stress(struct flow_table *t, int nthreads, uint32_t keys_per_thread,
+int flow_stress(struct flow_table *t, int nthreads, uint32_t keys_per_thread,
                           uint32_t rounds, uint64_t seed, char *msg, size_t msglen)
 {
     if (nthreads < 1 || nthreads > 32 || keys_per_thread > 65535 * 16)

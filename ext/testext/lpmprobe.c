@@ -1,6 +1,6 @@
 /* Concurrency probe: a pthread that reads an LPM table the way a worker does
  * (registered QSBR reader, quiescent between rounds) and records what it saw.
- * Used by tests only. */
+ * Built into vrouter._testext only; see lpmprobe.h for the threads. */
 #include "lpmprobe.h"
 #include "mem.h"
 #include "vr_common.h"
@@ -50,7 +50,7 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
-VR_EXPORT void lpm_probe_free(struct lpm_probe *p)
+void lpm_probe_free(struct lpm_probe *p)
 {
     if (!p)
         return;
@@ -61,7 +61,7 @@ VR_EXPORT void lpm_probe_free(struct lpm_probe *p)
     vr_free(p);
 }
 
-VR_EXPORT struct lpm_probe *lpm_probe_start(int family, const void *table, struct rcu_domain *rcu, uint16_t vrf,
+struct lpm_probe *lpm_probe_start(int family, const void *table, struct rcu_domain *rcu, uint16_t vrf,
                                             const void *keys, size_t nkeys, size_t max_rounds)
 {
     struct lpm_probe *p = vr_calloc(1, sizeof(*p));
@@ -86,16 +86,16 @@ VR_EXPORT struct lpm_probe *lpm_probe_start(int family, const void *table, struc
     return p;
 }
 
-VR_EXPORT size_t lpm_probe_stop(struct lpm_probe *p)
+size_t lpm_probe_stop(struct lpm_probe *p)
 {
     VR_STORE_REL(&p->stop, 1);
     pthread_join(p->th, NULL);
     return p->rounds < p->max_rounds ? p->rounds : p->max_rounds;
 }
 
-VR_EXPORT size_t lpm_probe_total_rounds(const struct lpm_probe *p) { return p->rounds; }
+size_t lpm_probe_total_rounds(const struct lpm_probe *p) { return p->rounds; }
 
-VR_EXPORT void lpm_probe_copy(const struct lpm_probe *p, uint64_t *gb, uint64_t *ga, uint32_t *answers)
+void lpm_probe_copy(const struct lpm_probe *p, uint64_t *gb, uint64_t *ga, uint32_t *answers)
 {
     size_t n = p->rounds < p->max_rounds ? p->rounds : p->max_rounds;
     size_t first = p->rounds - n;
