@@ -186,6 +186,17 @@ def _text(path, v, what: str, slash: bool) -> str:
     return v
 
 
+def _parse_ip(path, v, kinds, parse, what: str, slash: bool, bad):
+    """``v`` if it is already one of ``kinds``, else the string parsed (``bad(text, error)`` says why not)."""
+    if isinstance(v, kinds):
+        return v
+    s = _text(path, v, what, slash)
+    try:
+        return parse(s)
+    except ValueError as e:
+        raise FieldError(path, bad(s, e)) from None
+
+
 def _no_mapped(path, a: IPAddress, given) -> None:
     if a.version == 6 and a.ipv4_mapped is not None:
         raise FieldError(path, f"{given} is IPv4-mapped; give the IPv4 form")
@@ -194,14 +205,8 @@ def _no_mapped(path, a: IPAddress, given) -> None:
 def address(path, v, version: int | None = None, *, unicast: bool = False) -> IPAddress:
     """An IPv4/IPv6 address (a string without prefix length or scope, or an ip_address); IPv4-mapped
     IPv6 refused; with ``unicast``, only a unicast host address."""
-    if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        a = v
-    else:
-        s = _text(path, v, "an IP address", False)
-        try:
-            a = ipaddress.ip_address(s)
-        except ValueError:
-            raise FieldError(path, f"not an IP address: {show(s)}") from None
+    a = _parse_ip(path, v, (ipaddress.IPv4Address, ipaddress.IPv6Address), ipaddress.ip_address,
+                  "an IP address", False, lambda s, e: f"not an IP address: {show(s)}")
     _no_mapped(path, a, a)
     if version is not None and a.version != version:
         raise FieldError(path, f"must be an IPv{version} address, got {a}")
@@ -213,14 +218,8 @@ def address(path, v, version: int | None = None, *, unicast: bool = False) -> IP
 def network(path, v, version: int | None = None) -> IPNetwork:
     """A CIDR prefix (string or ip_network) with its host bits zero: '10.1.2.0/24' is one, '10.1.2.3/24'
     is refused, never normalised."""
-    if isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        net = v
-    else:
-        s = _text(path, v, "a CIDR prefix like '10.0.0.0/8'", True)
-        try:
-            net = ipaddress.ip_network(s, strict=True)
-        except ValueError as e:
-            raise FieldError(path, f"invalid prefix {s!r} ({e})") from None
+    net = _parse_ip(path, v, (ipaddress.IPv4Network, ipaddress.IPv6Network), ipaddress.ip_network,
+                    "a CIDR prefix like '10.0.0.0/8'", True, lambda s, e: f"invalid prefix {s!r} ({e})")
     _no_mapped(path, net.network_address, net)
     if version is not None and net.version != version:
         raise FieldError(path, f"must be an IPv{version} prefix, got {net}")
@@ -229,14 +228,9 @@ def network(path, v, version: int | None = None) -> IPNetwork:
 
 def interface(path, v, version: int | None = None, *, unicast: bool = True):
     """An address with its subnet's prefix length, '10.1.0.2/24' -> ip_interface; the length is required."""
-    if isinstance(v, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        i = v
-    else:
-        s = _text(path, v, "an address/prefix length like '10.1.0.2/24'", True)
-        try:
-            i = ipaddress.ip_interface(s)
-        except ValueError as e:
-            raise FieldError(path, f"invalid address/prefix length {s!r} ({e})") from None
+    i = _parse_ip(path, v, (ipaddress.IPv4Interface, ipaddress.IPv6Interface), ipaddress.ip_interface,
+                  "an address/prefix length like '10.1.0.2/24'", True,
+                  lambda s, e: f"invalid address/prefix length {s!r} ({e})")
     _no_mapped(path, i.ip, i)
     if version is not None and i.version != version:
         raise FieldError(path, f"must be an IPv{version} address/length, got {i}")
