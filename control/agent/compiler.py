@@ -478,6 +478,10 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
         by_vn.setdefault(itf.vn, []).append(itf)
     pol_cache: dict = {}
     policies = {p.key: pod_policy(intent, p, addrs, pol_cache) for p in pods}
+    own_subnets: dict[Key, list] = {}      # a pod's connected subnets: no RouteTable prefix over them
+    for itf in interfaces:
+        own_subnets.setdefault(itf.pod, []).extend(
+            s.cidr for s in intent.vn_subnets(intent.virtual_networks[itf.vn]))
     for itf in interfaces:
         st = nodes[itf.node]
         vn = intent.virtual_networks[itf.vn]
@@ -493,10 +497,15 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
             g = subs[a.version].default_gateway
             if g is not None:
                 gw[a.version] = str(g)
-        if itf.index > 0:   # routes to the leaked networks' subnets through this interface
+        if itf.index > 0:   # routes to the leaked networks' subnets and the RouteTables' prefixes through it
             tap["routes"] = sorted({str(s.cidr) for other in sorted(lk[itf.vn])
                                     for s in intent.vn_subnets(intent.virtual_networks[other])
-                                    if s.cidr.version in gw}, key=lambda c: (":" in c, c))
+                                    if s.cidr.version in gw} |
+                                   {str(r.prefix) for r in _table_routes(intent, [itf.vn] + sorted(lk[itf.vn]))
+                                    if r.prefix.version in gw and not any(
+                                        r.prefix.overlaps(n) for n in own_subnets[itf.pod]
+                                        if n.version == r.prefix.version)},
+                                   key=lambda c: (":" in c, c))
         pol = policies[itf.pod]
         st.vifs[itf.vif] = {"id": itf.vif, "kind": "virtual", "vrf": vrf, "mac": router_mac, "mtu": mtu,
                             "policy": pol is not None, "gw4": gw.get(4), "gw6": gw.get(6),
@@ -591,6 +600,12 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
             else:
                 pools[n].release_unused()
     return Cluster(nodes, interfaces, vrf_ids, vnis, lk, alloc, list(dict.fromkeys(warnings)), rt_names, statics)
+
+
+def _table_routes(intent: Intent, vns: list[Key]) -> list:
+    """The routes of the RouteTables the VNs reference."""
+    return [r for vk in vns for ref in intent.virtual_networks[vk].route_tables
+            for r in intent.route_tables[ref].routes]
 
 
 def _static_routes(intent: Intent, by_vn: dict[Key, list[PodInterface]], lk: dict[Key, set[Key]],

@@ -101,8 +101,14 @@ class Expectation:
         for itf in itfs:
             if any(addr in n for n in self._subnets(itf.vn) if n.version == addr.version):
                 return itf
-        for itf in itfs[1:]:
+        for itf in itfs[1:]:       # the routes the vrouter gives a further interface (compiler: tap routes)
             if any(addr in n for other in self.leaks[itf.vn] for n in self._subnets(other) if n.version == addr.version):
+                return itf
+            own = [n for i in itfs for n in self._subnets(i.vn)]
+            if any(addr in r.prefix for other in [itf.vn] + sorted(self.leaks[itf.vn])
+                   for ref in self.intent.virtual_networks[other].route_tables
+                   for r in self.intent.route_tables[ref].routes if r.prefix.version == addr.version
+                   and not any(r.prefix.overlaps(n) for n in own if n.version == addr.version)):
                 return itf
         return itfs[0] if itfs else None
 
