@@ -538,10 +538,10 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
     ff = {k for k, vn in intent.virtual_networks.items() if vn.fabric_forwarding}
     tunnels: dict[tuple, int] = {}
 
-    def nh_to(st, me, y) -> int:
+    def nh_to(st, me, y, plain: bool = True) -> int:
         if y.node == st.name:
             return local_nh[(st.name, y.vif)]
-        if y.vn in ff:            # a fabric-forwarding pod is reached as plain IP on the underlay
+        if plain and y.vn in ff:  # a fabric-forwarding pod is reached as plain IP on the underlay
             return _fabric_nh(st, intent.nodes[y.node], alloc)
         tk = (st.name, y.node, vnis[y.vn] if encap == "vxlan" else labels[(y.node, y.vif)])
         nh = tunnels.get(tk)
@@ -572,7 +572,10 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
                 for prefix, ys in statics.get(src_vn, {}).items():
                     if prefix in table or not ys:
                         continue
-                    table[prefix] = _group(st, alloc, sorted({nh_to(st, me, y) for y in ys}))
+                    # local members first (the VNI's VRF at the far end resolves the prefix again, to
+                    # its own local members); remote ones through a tunnel to their network's VRF
+                    local = [y for y in ys if y.node == st.name]
+                    table[prefix] = _group(st, alloc, sorted({nh_to(st, me, y, False) for y in local or ys}))
                     owner[prefix] = src_vn
             if vk in ff:
                 gw = me.fabric_gateway_mac
@@ -610,19 +613,18 @@ def _table_routes(intent: Intent, vns: list[Key]) -> list:
 
 def _static_routes(intent: Intent, by_vn: dict[Key, list[PodInterface]], lk: dict[Key, set[Key]],
                    warnings: list[str]) -> dict[Key, dict[str, list[PodInterface]]]:
-    """VN -> prefix -> the interfaces its RouteTables' next hops resolve to: the interface holding the
-    next-hop address in the VN itself, else in the first VN (key order) whose routes it receives. Several
-    routes for one prefix (one table or several) make an ECMP group of their next hops; a next hop that
-    no interface holds (its pod gone) is left out, and the prefix withdrawn when none is left."""
+    """VN -> prefix -> the interfaces its RouteTables' next hops resolve to: the interface of the VN holding
+    the next-hop address. Several routes for one prefix (one table or several) make an ECMP group of their
+    next hops; a next hop that no interface holds (its pod gone) is left out, and the prefix withdrawn when
+    none is left."""
     out: dict[Key, dict[str, list[PodInterface]]] = {}
     for vk, vn in sorted(intent.virtual_networks.items()):
         if not vn.route_tables:
             continue
         addr: dict = {}
-        for src in [vk] + sorted(lk[vk]):
-            for itf in by_vn.get(src, []):
-                for a in itf.addresses:
-                    addr.setdefault(a, itf)
+        for itf in by_vn.get(vk, []):
+            for a in itf.addresses:
+                addr.setdefault(a, itf)
         want: dict[str, list] = {}
         for ref in vn.route_tables:
             for r in intent.route_tables[ref].routes:

@@ -18,7 +18,8 @@ The answer is (pod key or None, reason).
 
 RouteTables (static routes) and router pods: in step 2, an address no interface holds may match a
 RouteTable prefix of the network (or of one leaked into it; the longest prefix wins): the packet goes to
-the interface holding the route's next hop (ECMP: any of them, all alike here). That pod answers if the
+the interface of that RouteTable's network holding the route's next hop (ECMP: any of them, all alike
+here). That pod answers if the
 address is its own (on any interface); otherwise it forwards it only if it is a router (``routers``: the
 pods that are the next hop of some static route; the lab turns on their IP forwarding), out of the
 interface its own routes pick (step 1), and the walk goes on there. The reply walks back the same way
@@ -66,7 +67,7 @@ class Expectation:
                 for r in self.intent.route_tables[ref].routes:
                     if r.prefix.version == addr.version and addr in r.prefix and (
                             best is None or r.prefix.prefixlen > best[0].prefixlen):
-                        hop = self._owner(src, r.next_hop)
+                        hop = self.by_vn.get(src, {}).get(r.next_hop)
                         if hop is not None:
                             best = (r.prefix, hop)
         return None if best is None else best[1]
