@@ -108,8 +108,24 @@ static int vxlan_arp_in(struct pl_run *r, struct pkt *p, struct pl_result *res, 
     return pl_reply(r, p, res, v, PL_REPLY_VXLAN_ARP);
 }
 
+/* Plain IP from the fabric that is not a tunnel to this node: routed in the
+ * fabric vif's VRF (the "fabric VRF": host routes of local pods whose network
+ * forwards on the underlay) when that VRF has a route for it, else the
+ * node's own traffic (to the host, as before). 1 = on to the flow stage. */
+static int fabric_plain_in(struct pl_run *r, struct pkt *p, struct pl_result *res, struct pl_pctx *c)
+{
+    const struct vif *v = c->ivif;
+    if (!(p->flags & (PKT_F_IP4 | PKT_F_IP6)) || pl_vif_owns(v, p->dst) || pl_multicast(pl_family(p), p->dst))
+        return pl_to_host(r, p, res);
+    int why;
+    if (pl_resolve(r->pl, r->trace, v->vrf, pl_family(p), p->dst, &why) == LPM_NO_ROUTE)
+        return pl_to_host(r, p, res);
+    c->vrf = v->vrf;
+    return 1;
+}
+
 /* From the fabric: tunnels addressed to this node are opened; the rest is
- * the node's own traffic. 1 = on to the flow stage. */
+ * plain IP (fabric_plain_in). 1 = on to the flow stage. */
 static int fabric_in(struct pl_run *r, struct pkt *p, struct pl_result *res, struct pl_pctx *c)
 {
     const struct vif *v = c->ivif;
@@ -117,7 +133,7 @@ static int fabric_in(struct pl_run *r, struct pkt *p, struct pl_result *res, str
     if (!(p->flags & (PKT_F_IP4 | PKT_F_IP6)) || p->proto != PKT_PROTO_UDP || !(p->flags & PKT_F_L4) ||
         (p->flags & PKT_F_FRAG) || !pl_vif_owns(v, p->dst) ||
         (p->dport != PL_VXLAN_PORT && p->dport != PL_MPLSOUDP_PORT))
-        return pl_to_host(r, p, res);
+        return fabric_plain_in(r, p, res, c);
     uint32_t id;
     unsigned end;
     struct local_outer o = {p->data_off, p->data_len, p->l3_off, p->l4_off, !!(p->flags & PKT_F_IP4)};

@@ -240,7 +240,7 @@ def test_expect_follows_overlap_and_one_way_imports():
     # a imports b, b does not import a: a's VRF has b's routes, the reply has no way back
     assert ("default", "vb") in c.leaks[("default", "va")] and not c.leaks[("default", "vb")]
     who, why = e.connect(("default", "pa"), addr(c, "pb"))
-    assert who is None and "has no route back" in why
+    assert who is None and "no route back" in why
     # pc's address is pa's in va (overlap): from pa2 it reaches pa
     assert addr(c, "pc") == addr(c, "pa")
     assert e.connect(("default", "pa2"), addr(c, "pc"))[0] == ("default", "pa")

@@ -375,9 +375,9 @@ BROKEN = [
     ("pod-unknown-node", POD + "spec: {nodeName: node-9}\n", "t.yaml doc 6 (Pod ns/x): spec.nodeName: no node node-9",
      "spec.nodeName"),
     ("pod-unknown-vn", POD + "  annotations: {k8s.v1.cni.cncf.io/networks: 'ns/vn, other/red'}\nspec: {nodeName: n1}\n",
-     "no VirtualNetwork other/red", 'metadata.annotations["k8s.v1.cni.cncf.io/networks"]'),
+     "no VirtualNetwork other/red", 'metadata.annotations["k8s.v1.cni.cncf.io/networks"][1]'),
     ("pod-unknown-vn-json", POD + "  annotations: {k8s.v1.cni.cncf.io/networks: '[{\"name\": \"blue\"}]'}\n"
-     "spec: {nodeName: n1}\n", "no VirtualNetwork ns/blue", 'metadata.annotations["k8s.v1.cni.cncf.io/networks"]'),
+     "spec: {nodeName: n1}\n", "no VirtualNetwork ns/blue", 'metadata.annotations["k8s.v1.cni.cncf.io/networks"][0]'),
     ("pod-bad-json", POD + "  annotations: {k8s.v1.cni.cncf.io/networks: '[{\"name\": '}\nspec: {nodeName: n1}\n",
      "bad JSON", 'metadata.annotations["k8s.v1.cni.cncf.io/networks"]'),
     ("pod-bad-network", POD + "  annotations: {k8s.v1.cni.cncf.io/networks: 'a/b/c'}\nspec: {nodeName: n1}\n",
@@ -437,7 +437,7 @@ def test_bad_yaml_names_file_and_line():
 
 # ---------------------------------------------------------------------------------------------- leniency
 
-@pytest.mark.parametrize("version", ["v1alpha1", "v1"])
+@pytest.mark.parametrize("version", ["v1alpha1", "v1", "v3"])
 def test_cn2_versions_and_unknown_fields(version):
     text = textwrap.dedent(f"""\
         apiVersion: core.contrail.juniper.net/{version}
@@ -451,7 +451,7 @@ def test_cn2_versions_and_unknown_fields(version):
         metadata: {{name: v, namespace: ns}}
         spec:
           v4SubnetReference: {{apiVersion: core.contrail.juniper.net/v1alpha1, kind: Subnet, name: s}}
-          fabricSNAT: true
+          fabricSNAT: false
           fabricForwarding: false
         ---
         apiVersion: core.contrail.juniper.net/{version}
@@ -472,7 +472,8 @@ def test_cn2_versions_and_unknown_fields(version):
     assert it.subnets[("ns", "s")].default_gateway == ip("10.9.0.1")
     assert [str(i).split(":")[0] for i in it.ignored] == ["<text 1> doc 3", "<text 1> doc 4", "<text 1> doc 5"]
     assert str(it.ignored[1]) == ("<text 1> doc 4: core.contrail.juniper.net/v2 Subnet ns/future ignored (the agent "
-                                  "reads Subnet as core.contrail.juniper.net/v1alpha1 or core.contrail.juniper.net/v1)")
+                                  "reads Subnet as core.contrail.juniper.net/v1alpha1 or core.contrail.juniper.net/v1 "
+                                  "or core.contrail.juniper.net/v3)")
     assert it.ignored[2].why == "not a kind the agent reads; it reads Node as vrouter.io/v1"
 
 

@@ -78,7 +78,7 @@ def diff(old: NodeState | None, new: NodeState) -> list[tuple[str, dict]]:
             ops.append(("vif_add", b))
         elif old.vifs[vid] != b:
             ops.append(("vif_update", b))
-    for i, b in sorted(new.nhs.items()):
+    for i, b in sorted(new.nhs.items(), key=lambda x: (x[1]["type"] == "ecmp", x[0])):   # groups after members
         if i not in old.nhs:
             ops.append(("nh_add", b))
         elif old.nhs[i] != b:
@@ -103,7 +103,7 @@ def diff(old: NodeState | None, new: NodeState) -> list[tuple[str, dict]]:
         ops.append(("vni_del", {"vni": lab}))
     for lab in sorted(set(old.labels) - set(new.labels)):
         ops.append(("label_del", {"label": lab}))
-    for i in sorted(set(old.nhs) - set(new.nhs)):
+    for i in sorted(set(old.nhs) - set(new.nhs), key=lambda i: (old.nhs[i]["type"] != "ecmp", i)):
         ops.append(("nh_del", {"id": i}))
     for vid in sorted(set(old.vifs) - set(new.vifs)):
         ops.append(("vif_del", {"id": vid}))

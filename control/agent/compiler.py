@@ -41,7 +41,8 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 
-from control.agent.intent import IPAddress, Intent, IntentError, Key, LabelSelector, Pod, Subnet, match_labels
+from control.agent.intent import (AUTO_ASN, AUTO_RT_BASE, IPAddress, Intent, IntentError, Key, LabelSelector, Pod,
+                                  Subnet, match_labels)
 
 ROUTER_MAC = "00:00:5e:00:01:00"     # the gateway MAC every pod sees (the vrouter's default router_mac)
 FABRIC_VIF = 0
@@ -50,6 +51,9 @@ VNI_RANGE = (0x10000, (1 << 24) - 1)  # automatic VNIs, above the ones people us
 VIF_RANGE = (1, 4095)
 NH_RANGE = (1000, (1 << 24) - 1)      # below 1000: left to the node's static configuration
 LABEL_RANGE = (1000, (1 << 20) - 1)
+RT_RANGE = (AUTO_RT_BASE + 65536, AUTO_RT_BASE + 2 * 65536 - 1)   # VNRs' automatic targets (VNs': base + VRF id)
+FABRIC_VRF = 0                        # the fabric vif's VRF: host routes of local fabric-forwarding pods
+VIF_PREFIXES_MAX = 8                  # a vif's allowed sources (control protocol)
 ENCAPS = ("vxlan", "mplsoudp")
 IMPORTS_OK = {("mesh", "mesh"), ("hub", "spoke"), ("spoke", "hub")}
 
@@ -106,6 +110,7 @@ class Allocations:
     vif: dict[str, Pool] = field(default_factory=dict)                   # node -> pool
     nh: dict[str, Pool] = field(default_factory=dict)
     label: dict[str, Pool] = field(default_factory=dict)
+    rt: Pool = field(default_factory=lambda: Pool(*RT_RANGE))           # VNR -> automatic route target number
 
     def node_pool(self, kind: str, node: str) -> Pool:
         pools = getattr(self, kind)
@@ -114,7 +119,7 @@ class Allocations:
         return pools[node]
 
     def to_json(self) -> dict:
-        return {"version": 1, "vrf": self.vrf.to_json(), "vni": self.vni.to_json(),
+        return {"version": 1, "vrf": self.vrf.to_json(), "vni": self.vni.to_json(), "rt": self.rt.to_json(),
                 "addresses": {s: dict(sorted(a.items())) for s, a in sorted(self.addresses.items())},
                 **{k: {n: p.to_json() for n, p in sorted(getattr(self, k).items())} for k in ("vif", "nh", "label")}}
 
@@ -129,6 +134,7 @@ class Allocations:
                 {str(s): {str(o): str(ip) for o, ip in m.items()} for s, m in d.get("addresses", {}).items()})
         for kind, rng in (("vif", VIF_RANGE), ("nh", NH_RANGE), ("label", LABEL_RANGE)):
             getattr(a, kind).update({str(n): pool(x, rng) for n, x in d.get(kind, {}).items()})
+        a.rt = pool(d.get("rt", {}), RT_RANGE)        # absent in states written before route targets
         return a
 
     def copy(self) -> "Allocations":
@@ -178,6 +184,10 @@ class Cluster:
     leaks: dict[Key, set[Key]]          # VN -> the VNs whose routes its VRF receives
     alloc: Allocations
     warnings: list[str]
+    route_targets: dict[Key, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    #                                   VN -> (import targets, export targets), sorted, "target:64512:N"
+    static_routes: dict[Key, dict[str, list["PodInterface"]]] = field(default_factory=dict)
+    #                                   VN -> its RouteTables' prefixes -> the interfaces they resolve to
 
     def interfaces_of(self, pod: Key) -> list[PodInterface]:
         return [i for i in self.interfaces if i.pod == pod]
@@ -185,25 +195,72 @@ class Cluster:
 
 # ---------------------------------------------------------------------------------------------- reachability
 
-def leaks(intent: Intent, warnings: list[str] | None = None) -> dict[Key, set[Key]]:
-    """VN -> the VNs whose routes it receives (never itself), per the VNR semantics above."""
-    out: dict[Key, set[Key]] = {k: set() for k in intent.virtual_networks}
-    members = {k: [vn.key for vn in intent.vnr_members(r)] for k, r in intent.virtual_network_routers.items()}
+RT = tuple   # a symbolic route target: ("vn", key) / ("vnr", key) automatic, ("rt", "target:..") explicit
 
-    def give(to: list[Key], frm: list[Key]):
-        for a in to:
-            out[a].update(b for b in frm if b != a)
 
+def symbolic_targets(intent: Intent, warnings: list[str] | None = None) -> dict[Key, tuple[set[RT], set[RT]]]:
+    """VN -> (import targets, export targets), the one route-target model for VNRs and explicit targets:
+
+    * every VN imports and exports its own automatic target (its routes stay in it);
+    * a VNR has a target (spec.routeTarget, else automatic) that every member VN exports; a **mesh** VNR's
+      members import it too; a VNR that **imports** another VNR gives its members the imported VNR's target as
+      an import — honoured for mesh<-mesh, hub<-spoke, spoke<-hub only (any other is ignored with a warning);
+      so spokes never import a spoke's target and the members of one hub (or spoke) VNR never each other's;
+    * routeTargetList adds to both sets, importRouteTargetList / exportRouteTargetList to one.
+
+    A VN receives another's routes iff exports(other) & imports(vn) (``leaks``)."""
+    def vnr_rt(r) -> RT:
+        return ("rt", r.route_target) if r.route_target else ("vnr", r.key)
+
+    out: dict[Key, tuple[set[RT], set[RT]]] = {}
+    for k, vn in intent.virtual_networks.items():
+        rts = vn.route_targets
+        out[k] = ({("vn", k)} | {("rt", t) for t in rts.import_set}, {("vn", k)} | {("rt", t) for t in rts.export_set})
     for k, r in intent.virtual_network_routers.items():
-        if r.type == "mesh":
-            give(members[k], members[k])
+        members = [vn.key for vn in intent.vnr_members(r)]
+        for m in members:
+            out[m][1].add(vnr_rt(r))
+            if r.type == "mesh":
+                out[m][0].add(vnr_rt(r))
         for imp in intent.vnr_imports(r):
             if (r.type, imp.type) in IMPORTS_OK:
-                give(members[k], members[imp.key])
+                for m in members:
+                    out[m][0].add(vnr_rt(imp))
             elif warnings is not None:
                 warnings.append(f"VirtualNetworkRouter {key_str(k)} ({r.type}) imports {key_str(imp.key)} "
                                 f"({imp.type}): ignored (a mesh imports meshes, a hub spokes, a spoke hubs)")
     return out
+
+
+def leaks_from(targets: dict[Key, tuple[set, set]]) -> dict[Key, set[Key]]:
+    """VN -> the other VNs whose routes it receives: those exporting a target it imports."""
+    exporters: dict = {}
+    for k, (_, exp) in targets.items():
+        for t in exp:
+            exporters.setdefault(t, set()).add(k)
+    return {k: {b for t in imp for b in exporters.get(t, ())} - {k} for k, (imp, _) in targets.items()}
+
+
+def leaks(intent: Intent, warnings: list[str] | None = None) -> dict[Key, set[Key]]:
+    """VN -> the VNs whose routes it receives (never itself), per the route-target model above."""
+    return leaks_from(symbolic_targets(intent, warnings))
+
+
+def target_names(intent: Intent, targets: dict[Key, tuple[set, set]], vrf_ids: dict[Key, int],
+                 alloc: "Allocations") -> dict[Key, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The symbolic targets written as BGP will carry them: a VN's own target:64512:<8000000 + its VRF id>,
+    a VNR's target:64512:<allocated>, explicit ones as given."""
+    def name(t: RT) -> str:
+        if t[0] == "rt":
+            return t[1]
+        if t[0] == "vn":
+            return f"target:{AUTO_ASN}:{AUTO_RT_BASE + vrf_ids[t[1]]}"
+        return f"target:{AUTO_ASN}:{alloc.rt.get(key_str(t[1]))}"
+    for k in sorted(intent.virtual_network_routers):       # ids in key order, as VRFs
+        if not intent.virtual_network_routers[k].route_target:
+            alloc.rt.get(key_str(k))
+    alloc.rt.release_unused()
+    return {k: (tuple(sorted(map(name, imp))), tuple(sorted(map(name, exp)))) for k, (imp, exp) in targets.items()}
 
 
 # ---------------------------------------------------------------------------------------------- IPAM
@@ -225,9 +282,6 @@ def _assign(intent: Intent, alloc: Allocations, ifaces: list[tuple[Pod, int, Key
     allocation when still valid, then the lowest free address of the subnet's ranges."""
     out: dict[tuple[Key, int], list] = {}
     taken: dict[str, dict[int, str]] = {}        # subnet -> address int -> owner
-    fixed_owner: dict[tuple[Key, Key], int] = {}  # (pod, vn) -> index that takes the fixed addresses
-    for pod, idx, vk in ifaces:
-        fixed_owner.setdefault((pod.key, vk), idx)
     new_addr: dict[str, dict[str, str]] = {}
     pending = []
     for pod, idx, vk in ifaces:
@@ -237,8 +291,8 @@ def _assign(intent: Intent, alloc: Allocations, ifaces: list[tuple[Pod, int, Key
             t = taken.setdefault(sk, {})
             if sub.default_gateway is not None:
                 t[int(sub.default_gateway)] = "(gateway)"
-            fx = [ip for ip in pod.fixed_ips.get(vk, []) if ip.version == sub.cidr.version]
-            if fx and fixed_owner[(pod.key, vk)] == idx:
+            fx = [ip for ip in pod.iface_ips.get(idx, []) if ip.version == sub.cidr.version]
+            if fx:
                 t[int(fx[0])] = owner
                 new_addr.setdefault(sk, {})[owner] = str(fx[0])
                 out.setdefault((pod.key, idx), []).append((fx[0], sub))
@@ -376,7 +430,8 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
         raise ValueError(f"encap must be one of {', '.join(ENCAPS)}, not {encap!r}")
     alloc = Allocations() if alloc is None else alloc.copy()
     warnings: list[str] = []
-    lk = leaks(intent, warnings)
+    sym = symbolic_targets(intent, warnings)
+    lk = leaks_from(sym)
 
     vns = sorted(intent.virtual_networks)
     explicit_vnis = {vn.vni for vn in intent.virtual_networks.values() if vn.vni is not None}
@@ -387,6 +442,7 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
     vrf_ids = {k: alloc.vrf.get(key_str(k)) for k in vns}
     alloc.vrf.release_unused()
     alloc.vni.release_unused()
+    rt_names = target_names(intent, sym, vrf_ids, alloc)
 
     pods = [intent.pods[k] for k in sorted(intent.pods)]
     ifaces = [(p, i, vk) for p in pods for i, vk in enumerate(p.interfaces)]
@@ -404,9 +460,11 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
                                  f"{key_str(other.key)}'s too (namespace format {netns_format!r})")
         # one vif per pod interface: its network or addresses changing replace its device (vif_update)
         vif = alloc.node_pool("vif", p.node).get(f"{key_str(p.key)}#{i}")
-        # in its own namespace a device is eth<i>, as Kubernetes names them; in the node's, vif<id>
-        ifname = f"eth{i}" if netns is not None else f"vif{vif}"
-        interfaces.append(PodInterface(p.key, i, vk, p.node, vif, ifname, _mac(p.namespace, p.name, str(i)),
+        # in its own namespace a device is eth<i> (as Kubernetes names them) or the name the annotation
+        # gives; in the node's, vif<id>
+        ifname = p.ifnames.get(i, f"eth{i}") if netns is not None else f"vif{vif}"
+        interfaces.append(PodInterface(p.key, i, vk, p.node, vif, ifname,
+                                       p.macs.get(i) or _mac(p.namespace, p.name, str(i)),
                                        netns, [a for a, _ in got], [s.cidr.prefixlen for _, s in got]))
     addrs: dict[Key, list[IPAddress]] = {}
     for itf in interfaces:
@@ -420,12 +478,16 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
         by_vn.setdefault(itf.vn, []).append(itf)
     pol_cache: dict = {}
     policies = {p.key: pod_policy(intent, p, addrs, pol_cache) for p in pods}
+    own_subnets: dict[Key, list] = {}      # a pod's connected subnets: no RouteTable prefix over them
+    for itf in interfaces:
+        own_subnets.setdefault(itf.pod, []).extend(
+            s.cidr for s in intent.vn_subnets(intent.virtual_networks[itf.vn]))
     for itf in interfaces:
         st = nodes[itf.node]
         vn = intent.virtual_networks[itf.vn]
         subs = {s.cidr.version: s for s in intent.vn_subnets(vn)}
         vrf = vrf_ids[itf.vn]
-        st.vrfs[vrf] = {"vrf": vrf, "name": key_str(itf.vn)}
+        st.vrfs[vrf] = {"vrf": vrf, "name": (vn.display_name or key_str(itf.vn))[:64]}
         st.vnis[vnis[itf.vn]] = {"vni": vnis[itf.vn], "vrf": vrf}
         tap = {"name": itf.ifname, "netns": itf.netns, "pod_mac": itf.mac, "default_route": itf.index == 0,
                "routes": []}
@@ -435,10 +497,15 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
             g = subs[a.version].default_gateway
             if g is not None:
                 gw[a.version] = str(g)
-        if itf.index > 0:   # routes to the leaked networks' subnets through this interface
+        if itf.index > 0:   # routes to the leaked networks' subnets and the RouteTables' prefixes through it
             tap["routes"] = sorted({str(s.cidr) for other in sorted(lk[itf.vn])
                                     for s in intent.vn_subnets(intent.virtual_networks[other])
-                                    if s.cidr.version in gw}, key=lambda c: (":" in c, c))
+                                    if s.cidr.version in gw} |
+                                   {str(r.prefix) for r in _table_routes(intent, [itf.vn] + sorted(lk[itf.vn]))
+                                    if r.prefix.version in gw and not any(
+                                        r.prefix.overlaps(n) for n in own_subnets[itf.pod]
+                                        if n.version == r.prefix.version)},
+                                   key=lambda c: (":" in c, c))
         pol = policies[itf.pod]
         st.vifs[itf.vif] = {"id": itf.vif, "kind": "virtual", "vrf": vrf, "mac": router_mac, "mtu": mtu,
                             "policy": pol is not None, "gw4": gw.get(4), "gw6": gw.get(6),
@@ -454,25 +521,45 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
             st.policies[itf.vif] = {"kind": "vif", "id": itf.vif, "default": "pass",
                                     "rules": [{"id": n, **r} for n, r in enumerate(pol, 1)]}
 
-    # routes
+    # routes: each VRF gets its VN's routes, then those of the VNs leaked into it (host routes first, then
+    # the RouteTables' prefixes); a route never replaces one already there
     host = {(itf.node, itf.vif): [f"{a}/{a.max_prefixlen}" for a in itf.addresses] for itf in interfaces}
+    statics = _static_routes(intent, by_vn, lk, warnings)
+    allowed = _allowed_sources(intent, interfaces, statics)
+    for itf in interfaces:
+        extra = [p for p in allowed.get((itf.node, itf.vif), []) if p not in nodes[itf.node].vifs[itf.vif]["prefixes"]]
+        if extra:
+            vif = nodes[itf.node].vifs[itf.vif]
+            vif["prefixes"] = vif["prefixes"] + extra
+            if len(vif["prefixes"]) > VIF_PREFIXES_MAX:
+                raise intent.pods[itf.pod].source.error(
+                    None, f"interface {itf.ifname} would send from {len(vif['prefixes'])} prefixes (its addresses "
+                    f"and the RouteTable prefixes routed to it); a vif allows {VIF_PREFIXES_MAX}")
+    ff = {k for k, vn in intent.virtual_networks.items() if vn.fabric_forwarding}
     tunnels: dict[tuple, int] = {}
+
+    def nh_to(st, me, y, plain: bool = True) -> int:
+        if y.node == st.name:
+            return local_nh[(st.name, y.vif)]
+        if plain and y.vn in ff:  # a fabric-forwarding pod is reached as plain IP on the underlay
+            return _fabric_nh(st, intent.nodes[y.node], alloc)
+        tk = (st.name, y.node, vnis[y.vn] if encap == "vxlan" else labels[(y.node, y.vif)])
+        nh = tunnels.get(tk)
+        if nh is None:
+            nh = tunnels[tk] = _tunnel(st, me, intent.nodes[y.node], alloc, encap, vnis[y.vn],
+                                       labels.get((y.node, y.vif)))
+        return nh
+
     for st in nodes.values():
         me = intent.nodes[st.name]
         for vk in [k for k in vns if vrf_ids[k] in st.vrfs]:
             vrf = vrf_ids[vk]
             table: dict[str, int] = {}
             owner: dict[str, Key] = {}
-            for src_vn in [vk] + sorted(lk[vk]):
+            sources = [vk] + sorted(lk[vk])
+            for src_vn in sources:
                 for y in by_vn.get(src_vn, []):
-                    if y.node == st.name:
-                        nh = local_nh[(st.name, y.vif)]
-                    else:
-                        tk = (st.name, y.node, vnis[y.vn] if encap == "vxlan" else labels[(y.node, y.vif)])
-                        nh = tunnels.get(tk)
-                        if nh is None:
-                            nh = tunnels[tk] = _tunnel(st, me, intent.nodes[y.node], alloc, encap, vnis[y.vn],
-                                                       labels.get((y.node, y.vif)))
+                    nh = nh_to(st, me, y)
                     for prefix in host[(y.node, y.vif)]:
                         if prefix in table:
                             if owner[prefix] != src_vn:
@@ -481,15 +568,118 @@ def compile_cluster(intent: Intent, alloc: Allocations | None = None, *, encap: 
                             continue
                         table[prefix] = nh
                         owner[prefix] = src_vn
+            for src_vn in sources:
+                for prefix, ys in statics.get(src_vn, {}).items():
+                    if prefix in table or not ys:
+                        continue
+                    # local members first (the VNI's VRF at the far end resolves the prefix again, to
+                    # its own local members); remote ones through a tunnel to their network's VRF
+                    local = [y for y in ys if y.node == st.name]
+                    table[prefix] = _group(st, alloc, sorted({nh_to(st, me, y, False) for y in local or ys}))
+                    owner[prefix] = src_vn
+            if vk in ff:
+                gw = me.fabric_gateway_mac
+                if gw is None:
+                    warnings.append(f"{key_str(vk)} forwards on the fabric, but Node {st.name} has no "
+                                    f"spec.fabricGatewayMac: its pods there reach nothing beyond the network")
+                else:
+                    nh = _fabric_nh(st, None, alloc, gw)
+                    for fam in sorted({s.cidr.version for s in intent.vn_subnets(intent.virtual_networks[vk])}):
+                        table.setdefault("0.0.0.0/0" if fam == 4 else "::/0", nh)
             for prefix, nh in table.items():
                 st.routes.setdefault((vrf, 6 if ":" in prefix else 4), {})[prefix] = nh
+        # the fabric VRF: plain IP from the underlay to a local fabric-forwarding pod
+        local_ff = [itf for itf in interfaces if itf.node == st.name and itf.vn in ff]
+        if local_ff:
+            st.vrfs[FABRIC_VRF] = {"vrf": FABRIC_VRF, "name": "fabric"}
+            for itf in local_ff:
+                for prefix in host[(itf.node, itf.vif)]:
+                    st.routes.setdefault((FABRIC_VRF, 6 if ":" in prefix else 4), {})[prefix] = \
+                        local_nh[(st.name, itf.vif)]
     for pools in (alloc.vif, alloc.nh, alloc.label):
         for n in list(pools):
             if n not in intent.nodes:
                 del pools[n]
             else:
                 pools[n].release_unused()
-    return Cluster(nodes, interfaces, vrf_ids, vnis, lk, alloc, list(dict.fromkeys(warnings)))
+    return Cluster(nodes, interfaces, vrf_ids, vnis, lk, alloc, list(dict.fromkeys(warnings)), rt_names, statics)
+
+
+def _table_routes(intent: Intent, vns: list[Key]) -> list:
+    """The routes of the RouteTables the VNs reference."""
+    return [r for vk in vns for ref in intent.virtual_networks[vk].route_tables
+            for r in intent.route_tables[ref].routes]
+
+
+def _static_routes(intent: Intent, by_vn: dict[Key, list[PodInterface]], lk: dict[Key, set[Key]],
+                   warnings: list[str]) -> dict[Key, dict[str, list[PodInterface]]]:
+    """VN -> prefix -> the interfaces its RouteTables' next hops resolve to: the interface of the VN holding
+    the next-hop address. Several routes for one prefix (one table or several) make an ECMP group of their
+    next hops; a next hop that no interface holds (its pod gone) is left out, and the prefix withdrawn when
+    none is left."""
+    out: dict[Key, dict[str, list[PodInterface]]] = {}
+    for vk, vn in sorted(intent.virtual_networks.items()):
+        if not vn.route_tables:
+            continue
+        addr: dict = {}
+        for itf in by_vn.get(vk, []):
+            for a in itf.addresses:
+                addr.setdefault(a, itf)
+        want: dict[str, list] = {}
+        for ref in vn.route_tables:
+            for r in intent.route_tables[ref].routes:
+                want.setdefault(str(r.prefix), []).append(r.next_hop)
+        got = {}
+        for prefix, hops in want.items():
+            ys = []
+            for h in dict.fromkeys(hops):
+                y = addr.get(h)
+                if y is None:
+                    warnings.append(f"{key_str(vk)}: static route {prefix} via {h}: no interface has {h} "
+                                    f"(route left out)" if len(set(hops)) == 1 else
+                                    f"{key_str(vk)}: static route {prefix}: next hop {h} has no interface")
+                elif y not in ys:
+                    ys.append(y)
+            got[prefix] = ys
+        out[vk] = got
+    return out
+
+
+def _allowed_sources(intent: Intent, interfaces: list[PodInterface], statics) -> dict[tuple[str, int], list[str]]:
+    """(node, vif) -> prefixes it may send from beyond its addresses (reverse-path check): the RouteTable
+    prefixes routed to it; everything when its network has rpf: disable."""
+    out: dict[tuple[str, int], list[str]] = {}
+    for vk, table in sorted(statics.items()):
+        for prefix, ys in table.items():
+            for y in ys:
+                lst = out.setdefault((y.node, y.vif), [])
+                if prefix not in lst:
+                    lst.append(prefix)
+    for itf in interfaces:
+        if not intent.virtual_networks[itf.vn].rpf:
+            out[(itf.node, itf.vif)] = ["0.0.0.0/0", "::/0"]
+    return out
+
+
+def _group(st: NodeState, alloc: Allocations, members: list[int]) -> int:
+    """One next hop, or the ECMP group of several (one per member set and node)."""
+    if len(members) == 1:
+        return members[0]
+    nh = alloc.node_pool("nh", st.name).get("ecmp:" + ",".join(map(str, members)))
+    st.nhs[nh] = {"id": nh, "type": "ecmp", "members": list(members)}
+    return nh
+
+
+def _fabric_nh(st: NodeState, peer, alloc: Allocations, mac: str | None = None) -> int:
+    """Plain IP out of the fabric vif: to ``peer``'s fabric MAC (a remote fabric-forwarding pod), or to
+    ``mac`` (the underlay gateway). No encapsulation."""
+    if peer is not None:
+        if peer.fabric_mac is None:
+            raise peer.source.error("spec.fabricMac", f"needed: node {st.name} forwards to its pods on the fabric")
+        mac = peer.fabric_mac
+    nh = alloc.node_pool("nh", st.name).get(f"fabric:{mac}")
+    st.nhs[nh] = {"id": nh, "type": "interface", "vif": FABRIC_VIF, "dmac": mac}
+    return nh
 
 
 def _tunnel(st: NodeState, me, peer, alloc: Allocations, encap: str, vni: int, label: int | None) -> int:

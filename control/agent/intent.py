@@ -90,11 +90,21 @@ from typing import Any, Iterable, Mapping
 from control import fields as F
 
 CN2_GROUP = "core.contrail.juniper.net"
-CN2_VERSIONS = ("v1alpha1", "v1")
+CN2_VERSIONS = ("v1alpha1", "v1", "v3")
+NAD_GROUP = "k8s.cni.cncf.io"
 OUR_GROUP = "vrouter.io"
 ISOLATED_LABEL = "core.juniper.net/isolated-namespace"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 IP_ANNOTATION = "vrouter.io/ip"
+JUNIPER_NETWORKS = "juniper.net/networks"                  # a NAD's network, subnets and route targets
+PODNETWORK_ANNOTATION = "net.juniper.contrail.podnetwork"   # on a Namespace or Pod: its custom pod network
+PODNETWORK_IP_ANNOTATION = "net.juniper.contrail.podnetwork.ip"
+FORWARDING_ANNOTATION = "core.juniper.net/forwarding-mode"  # on a Namespace: fabric-forwarding | fabric-snat
+DISPLAY_NAME = "core.juniper.net/display-name"
+FABRIC_FORWARDING_MODES = ("fabric-forwarding", "ip-fabric")   # ip-fabric: the older spelling in CN2's examples
+AUTO_ASN = 64512                    # automatic route targets: target:64512:N, N >= AUTO_RT_BASE
+AUTO_RT_BASE = 8000000
+NOT_YET_SNAT = "not supported yet: fabricSNAT (comes with source NAT)"
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_POD_NETWORK = ("default", "default-podnetwork")
 VNR_TYPES = ("mesh", "hub", "spoke")
@@ -102,6 +112,15 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 POLICY_TYPES = ("Ingress", "Egress")
 VNI_MAX = F.VNI_MAX
 # fields of the CN2 / Kubernetes structs the agent reads (a key close to one of these is taken for a typo)
+VN_SPEC_FIELDS = ("v4SubnetReference", "v6SubnetReference", "vxlanNetworkIdentifier", "podNetwork",
+                  "routeTargetList", "importRouteTargetList", "exportRouteTargetList", "routeTableReferences",
+                  "fabricForwarding", "fabricSNAT", "virtualNetworkProperties", "isProviderNetwork",
+                  "providerNetworkReference", "fqName", "commonSpec")
+NAD_NETWORK_KEYS = ("ipamV4Subnet", "ipamV6Subnet", "podNetwork", "routeTargetList", "importRouteTargetList",
+                    "exportRouteTargetList", "fabricSNAT", "fabricForwarding")
+MULTUS_KEYS = ("name", "namespace", "ips", "mac", "interface")
+MULTUS_NOT_SUPPORTED = ("default-route", "portMappings", "bandwidth", "cni-args", "infiniband-guid",
+                        "ipam-claim-reference", "deviceID", "gateway-request")
 VNR_SPEC_FIELDS = ("type", "virtualNetworkSelector", "import", "routeTarget", "routingType",
                    "l3vxlanNetworkIdentifier", "fqName", "commonSpec")
 NP_SPEC_FIELDS = ("podSelector", "policyTypes", "ingress", "egress")
@@ -175,6 +194,9 @@ class Namespace:
     labels: dict[str, str]
     isolated: bool
     source: Source | None = None
+    pod_network: Key | None = None      # net.juniper.contrail.podnetwork: every pod's primary network
+    fabric_forwarding: bool = False     # core.juniper.net/forwarding-mode: fabric-forwarding (its pod network)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -198,10 +220,28 @@ class Subnet:
     default_gateway: IPAddress | None   # spec.defaultGateway, else the first host (None if there is none)
     ranges: list[AllocationRange] = field(default_factory=list)
     source: Source | None = None
+    display_name: str | None = None
 
     @property
     def key(self) -> Key:
         return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class RouteTargets:
+    """A network's explicit route targets (``target:<asn>:<n>`` or ``target:<ipv4>:<n>``): ``both``
+    (routeTargetList: imported and exported), ``imports``, ``exports``."""
+    both: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+    exports: tuple[str, ...] = ()
+
+    @property
+    def import_set(self) -> set[str]:
+        return set(self.both) | set(self.imports)
+
+    @property
+    def export_set(self) -> set[str]:
+        return set(self.both) | set(self.exports)
 
 
 @dataclass
@@ -213,6 +253,13 @@ class VirtualNetwork:
     v6_subnet: Key | None
     vni: int | None                     # spec.vxlanNetworkIdentifier, else None (allocated later)
     source: Source | None = None        # None: a synthesized default pod network
+    pod_network: bool = False           # spec.podNetwork: may be a pod's primary network
+    route_targets: RouteTargets = field(default_factory=RouteTargets)
+    route_tables: list[Key] = field(default_factory=list)    # spec.routeTableReferences
+    fabric_forwarding: bool = False     # spec.fabricForwarding (or its namespace's forwarding mode)
+    rpf: bool = True                    # spec.virtualNetworkProperties.rpf (disable: no source check)
+    display_name: str | None = None     # metadata.annotations core.juniper.net/display-name
+    nad: Source | None = None           # the NetworkAttachmentDefinition that defined it, if one did
 
     @property
     def key(self) -> Key:
@@ -238,6 +285,50 @@ class VirtualNetworkRouter:
     vn_selector: LabelSelector          # virtualNetworkSelector (required; VNs of the VNR's namespace)
     imports: list[VnrImport]
     source: Source | None = None
+    route_target: str | None = None     # spec.routeTarget (else allocated: target:64512:N)
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+@dataclass
+class StaticRoute:
+    prefix: IPNetwork
+    next_hop: IPAddress
+    communities: tuple[str, ...] = ()   # communityAttributes: kept and shown, not acted on
+
+
+@dataclass
+class RouteTable:
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    routes: list[StaticRoute]
+    source: Source | None = None
+    display_name: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+@dataclass
+class NetworkAttachment:
+    """A NetworkAttachmentDefinition (k8s.cni.cncf.io/v1). With CN2's ``juniper.net/networks`` annotation
+    it defines the VirtualNetwork of its name (and subnets ``<name>-v4`` / ``<name>-v6``); without, it
+    names a VirtualNetwork declared as such."""
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    v4: IPNetwork | None
+    v6: IPNetwork | None
+    pod_network: bool
+    route_targets: RouteTargets
+    fabric_forwarding: bool
+    annotated: bool
+    source: Source | None = None
+    display_name: str | None = None
 
     @property
     def key(self) -> Key:
@@ -299,6 +390,12 @@ class Pod:
     fixed_ips: dict[Key, list[IPAddress]] = field(default_factory=dict)   # VN key -> vrouter.io/ip addresses
     source: Source | None = None
     _raw_ips: list[tuple[str, IPAddress]] = field(default_factory=list, repr=False)
+    custom_pod_network: Key | None = None   # the Pod's own net.juniper.contrail.podnetwork annotation
+    attachments: list["Attachment"] = field(default_factory=list)   # per entry of networks: its options
+    primary: "Attachment | None" = None     # options of the primary interface (podnetwork.ip)
+    iface_ips: dict[int, list[IPAddress]] = field(default_factory=dict)   # interface index -> fixed addresses
+    ifnames: dict[int, str] = field(default_factory=dict)                # interface index -> device name
+    macs: dict[int, str] = field(default_factory=dict)                   # interface index -> fixed MAC
 
     @property
     def key(self) -> Key:
@@ -311,6 +408,16 @@ class Pod:
 
 
 @dataclass
+class Attachment:
+    """One interface's options (Multus' JSON form, CN2's podnetwork.ip): where they were written, the
+    device name in the pod, fixed addresses (with the prefix length given, if any) and MAC."""
+    path: str
+    ifname: str | None = None
+    ips: list[tuple[IPAddress, int | None, str]] = field(default_factory=list)   # address, /len, its path
+    mac: str | None = None
+
+
+@dataclass
 class Node:
     name: str
     fabric_address: IPAddress
@@ -318,6 +425,7 @@ class Node:
     fabric_mac: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     source: Source | None = None
+    fabric_gateway_mac: str | None = None   # spec.fabricGatewayMac: the underlay next hop of fabric forwarding
 
 
 # ---------------------------------------------------------------------------------------------- label selectors
@@ -585,13 +693,15 @@ class Intent:
     virtual_network_routers: dict[Key, VirtualNetworkRouter] = field(default_factory=dict)
     network_policies: dict[Key, NetworkPolicy] = field(default_factory=dict)
     pods: dict[Key, Pod] = field(default_factory=dict)
+    route_tables: dict[Key, RouteTable] = field(default_factory=dict)
+    attachment_definitions: dict[Key, NetworkAttachment] = field(default_factory=dict)
     ignored: list[Ignored] = field(default_factory=list)   # documents not read, in order
 
     def namespace_names(self) -> list[str]:
         """Every namespace the intent mentions (declared or used by an object), sorted."""
         names = set(self.namespaces) | {"default"}
         for d in (self.subnets, self.virtual_networks, self.virtual_network_routers, self.network_policies,
-                  self.pods):
+                  self.pods, self.route_tables, self.attachment_definitions):
             names.update(ns for ns, _ in d)
         return sorted(names)
 
@@ -605,6 +715,11 @@ class Intent:
         return bool(ns and ns.isolated)
 
     def pod_network_of(self, namespace: str) -> Key:
+        """The namespace's pod network: its custom one (net.juniper.contrail.podnetwork), else its own
+        (isolated) or the default one."""
+        ns = self.namespaces.get(namespace)
+        if ns is not None and ns.pod_network is not None:
+            return ns.pod_network
         return (namespace, f"{namespace}-podnetwork") if self.is_isolated(namespace) else DEFAULT_POD_NETWORK
 
     # Selectors below: a LabelSelector, or a plain mapping read as matchLabels; None as match_labels says.
@@ -748,6 +863,34 @@ class _Doc:
         s = self.string(obj, path, required)
         return None if s is None else self.field(F.address, path, s)
 
+    def boolean(self, obj: Any, path: str) -> bool:
+        if obj is None:
+            return False
+        if not isinstance(obj, bool):
+            raise self.error(path, f"must be true or false, not {obj!r}")
+        return obj
+
+    def targets(self, obj: Any, path: str) -> tuple[str, ...]:
+        """A list of route targets, each checked and written canonically."""
+        out = []
+        for i, t in enumerate(self.seq(obj, path)):
+            got, problem = route_target(t)
+            if problem:
+                raise self.error(f"{path}[{i}]", problem)
+            out.append(got)
+        return tuple(dict.fromkeys(out))
+
+    def annotations(self, meta: dict) -> dict[str, str]:
+        ann = self.mapping(meta.get("annotations"), "metadata.annotations")
+        for k, v in ann.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise self.error(f'metadata.annotations["{k}"]', f"annotation values must be strings, not {v!r}"
+                                 + _string_hint(v))
+        return dict(ann)
+
+    def unsupported(self, path: str, what: str = "") -> IntentError:
+        return self.error(path, "not supported" + (f": {what}" if what else ""))
+
     def ref(self, obj: Any, path: str) -> Key | None:
         if obj is None:
             return None
@@ -761,7 +904,50 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _parse_subnet(d: _Doc, spec: dict, labels: dict) -> Subnet:
+def route_target(t: Any) -> tuple[str | None, str | None]:
+    """A route target (RFC 4360's route target extended community as CN2 writes it): ``target:<asn>:<n>``
+    (a 2-byte ASN with a 4-byte number, or a 4-byte ASN with a 2-byte one) or ``target:<ipv4>:<n>`` (a
+    2-byte number). Returns (canonical text, None) or (None, why not). ``target:64512:N`` with N >=
+    8000000 is reserved for the automatic targets of networks and VNRs."""
+    want = "want target:<asn>:<number> or target:<ipv4 address>:<number>"
+    if not isinstance(t, str):
+        return None, f"must be a string like target:64512:100, not {t!r}"
+    parts = t.split(":")
+    if len(parts) != 3 or parts[0] != "target":
+        return None, f"{t!r}: {want}"
+    admin, num = parts[1], parts[2]
+    if not num.isdigit() or not num.isascii():
+        return None, f"{t!r}: the number {num!r} is not a decimal number"
+    n = int(num)
+    if "." in admin:
+        try:
+            a = ipaddress.IPv4Address(admin)
+        except ValueError:
+            return None, f"{t!r}: {admin!r} is not an IPv4 address"
+        if n > 0xFFFF:
+            return None, f"{t!r}: after an IPv4 address the number is at most 65535"
+        return f"target:{a}:{n}", None
+    if not admin.isdigit() or not admin.isascii():
+        return None, f"{t!r}: {want}"
+    asn = int(admin)
+    if not 1 <= asn <= 0xFFFFFFFF:
+        return None, f"{t!r}: the AS number must be 1..4294967295"
+    if n > (0xFFFF if asn > 0xFFFF else 0xFFFFFFFF):
+        return None, (f"{t!r}: after a 4-byte AS number the number is at most 65535" if asn > 0xFFFF
+                      else f"{t!r}: the number is at most 4294967295")
+    if asn == AUTO_ASN and n >= AUTO_RT_BASE:
+        return None, f"{t!r}: target:{AUTO_ASN}:{AUTO_RT_BASE} and above are the automatic targets"
+    return f"target:{asn}:{n}", None
+
+
+def _display_name(d: "_Doc", ann: dict[str, str]) -> str | None:
+    name = ann.get(DISPLAY_NAME)
+    if name is not None and not name.strip():
+        raise d.error(f'metadata.annotations["{DISPLAY_NAME}"]', "must not be empty")
+    return name
+
+
+def _parse_subnet(d: _Doc, spec: dict, labels: dict, meta: dict | None = None) -> Subnet:
     cidr = d.network(spec.get("cidr"), "spec.cidr")
     gw = d.address(spec.get("defaultGateway"), "spec.defaultGateway", required=False)
     if gw is not None:
@@ -795,10 +981,13 @@ def _parse_subnet(d: _Doc, spec: dict, labels: dict) -> Subnet:
             seen.append((lo, hi, q))
             ips.append(IPRange(lo, hi))
         ranges.append(AllocationRange(key, ips))
-    return Subnet(d.namespace, d.name, labels, cidr, gw, ranges, d.source())
+    return Subnet(d.namespace, d.name, labels, cidr, gw, ranges, d.source(),
+                  _display_name(d, d.annotations(meta or {})))
 
 
-def _parse_vn(d: _Doc, spec: dict, labels: dict) -> VirtualNetwork:
+def _parse_vn(d: _Doc, spec: dict, labels: dict, meta: dict) -> VirtualNetwork:
+    d.check_keys(spec, "spec", VN_SPEC_FIELDS)
+    ann = d.annotations(meta)
     v4 = d.ref(spec.get("v4SubnetReference"), "spec.v4SubnetReference")
     v6 = d.ref(spec.get("v6SubnetReference"), "spec.v6SubnetReference")
     if v4 is None and v6 is None:
@@ -806,10 +995,116 @@ def _parse_vn(d: _Doc, spec: dict, labels: dict) -> VirtualNetwork:
     vni = spec.get("vxlanNetworkIdentifier")
     if vni is not None:
         vni = d.field(F.integer, "spec.vxlanNetworkIdentifier", vni, 1, VNI_MAX)
-    return VirtualNetwork(d.namespace, d.name, labels, v4, v6, vni, d.source())
+    if d.boolean(spec.get("fabricSNAT"), "spec.fabricSNAT"):
+        raise d.error("spec.fabricSNAT", NOT_YET_SNAT)
+    if d.boolean(spec.get("isProviderNetwork"), "spec.isProviderNetwork"):
+        raise d.unsupported("spec.isProviderNetwork", "provider networks (VLANs on the fabric)")
+    if spec.get("providerNetworkReference") is not None:
+        raise d.unsupported("spec.providerNetworkReference", "provider networks (VLANs on the fabric)")
+    props = d.mapping(spec.get("virtualNetworkProperties"), "spec.virtualNetworkProperties")
+    d.check_keys(props, "spec.virtualNetworkProperties", ("forwardingMode", "rpf"))
+    for k in props:
+        if k not in ("forwardingMode", "rpf"):
+            raise d.unsupported(f"spec.virtualNetworkProperties.{k}")
+    mode = props.get("forwardingMode")
+    if mode is not None and mode not in ("l2_l3", "l3", "l2"):
+        raise d.error("spec.virtualNetworkProperties.forwardingMode", f"unknown mode {mode!r} (l2_l3, l3 or l2)")
+    if mode == "l2":
+        raise d.unsupported("spec.virtualNetworkProperties.forwardingMode", "l2 (the vrouter forwards IP; "
+                            "l2_l3 and l3 are both IP forwarding here)")
+    rpf = props.get("rpf", "enable")
+    if rpf not in ("enable", "disable"):
+        raise d.error("spec.virtualNetworkProperties.rpf", f"must be enable or disable, not {rpf!r}")
+    rts = RouteTargets(d.targets(spec.get("routeTargetList"), "spec.routeTargetList"),
+                       d.targets(spec.get("importRouteTargetList"), "spec.importRouteTargetList"),
+                       d.targets(spec.get("exportRouteTargetList"), "spec.exportRouteTargetList"))
+    tables = []
+    for i, r in enumerate(d.seq(spec.get("routeTableReferences"), "spec.routeTableReferences")):
+        p = f"spec.routeTableReferences[{i}]"
+        ref = d.ref(r, p)
+        kind = r.get("kind") if isinstance(r, dict) else None
+        if kind is not None and kind != "RouteTable":
+            raise d.error(f"{p}.kind", f"must be RouteTable, not {kind!r}")
+        tables.append(ref)
+    return VirtualNetwork(d.namespace, d.name, labels, v4, v6, vni, d.source(),
+                          pod_network=d.boolean(spec.get("podNetwork"), "spec.podNetwork"), route_targets=rts,
+                          route_tables=tables,
+                          fabric_forwarding=d.boolean(spec.get("fabricForwarding"), "spec.fabricForwarding"),
+                          rpf=rpf == "enable", display_name=_display_name(d, ann))
 
 
-def _parse_vnr(d: _Doc, spec: dict, labels: dict) -> VirtualNetworkRouter:
+def _parse_route_table(d: _Doc, spec: dict, labels: dict, meta: dict) -> RouteTable:
+    d.check_keys(spec, "spec", ("routes",), {"route": "goes inside spec.routes", "prefix": "goes in an entry of "
+                                             "spec.routes.route", "nextHop": "goes in an entry of spec.routes.route"})
+    routes_m = d.mapping(spec.get("routes"), "spec.routes")
+    d.check_keys(routes_m, "spec.routes", ("route",), strict=True)
+    out = []
+    for i, r in enumerate(d.seq(routes_m.get("route"), "spec.routes.route")):
+        p = f"spec.routes.route[{i}]"
+        r = d.mapping(r, p)
+        d.check_keys(r, p, ("prefix", "nextHop", "nextHopType", "communityAttributes"), strict=True)
+        prefix = d.network(r.get("prefix"), f"{p}.prefix")
+        nht = r.get("nextHopType", "ip-address")
+        if nht != "ip-address":
+            raise d.unsupported(f"{p}.nextHopType", f"{nht!r} (only ip-address)")
+        nh = d.address(r.get("nextHop"), f"{p}.nextHop")
+        if nh.version != prefix.version:
+            raise d.error(f"{p}.nextHop", f"IPv{nh.version} next hop for an IPv{prefix.version} prefix {prefix}")
+        ca = d.mapping(r.get("communityAttributes"), f"{p}.communityAttributes")
+        d.check_keys(ca, f"{p}.communityAttributes", ("communityAttribute",), strict=True)
+        comms = []
+        for j, c in enumerate(d.seq(ca.get("communityAttribute"), f"{p}.communityAttributes.communityAttribute")):
+            comms.append(d.string(c, f"{p}.communityAttributes.communityAttribute[{j}]", required=True))
+        out.append(StaticRoute(prefix, nh, tuple(comms)))
+    return RouteTable(d.namespace, d.name, labels, out, d.source(), _display_name(d, d.annotations(meta)))
+
+
+def _parse_nad(d: _Doc, spec: dict, labels: dict, meta: dict) -> NetworkAttachment:
+    ann = d.annotations(meta)
+    cfg = spec.get("config")
+    if isinstance(cfg, str):
+        try:
+            conf = json.loads(cfg)
+        except ValueError:
+            conf = None     # kubectl takes any string; CN2 reads the annotation, not this
+        if isinstance(conf, dict) and conf.get("type") not in (None, "contrail-k8s-cni"):
+            raise d.unsupported("spec.config.type", f"{conf.get('type')!r} (CN2's networks are "
+                                "contrail-k8s-cni, described by the juniper.net/networks annotation)")
+    raw = ann.get(JUNIPER_NETWORKS)
+    path = f'metadata.annotations["{JUNIPER_NETWORKS}"]'
+    if raw is None:
+        return NetworkAttachment(d.namespace, d.name, labels, None, None, False, RouteTargets(), False, False,
+                                 d.source(), _display_name(d, ann))
+    try:
+        net = json.loads(raw)
+    except ValueError as e:
+        raise d.error(path, f"bad JSON: {e}") from None
+    if not isinstance(net, dict):
+        raise d.error(path, f"must be a JSON object, not {type(net).__name__}")
+    for k in net:
+        if k not in NAD_NETWORK_KEYS:
+            close = _close(k, NAD_NETWORK_KEYS)
+            raise d.error(f"{path}.{k}", f"unknown key (did you mean {close}?)" if close else
+                          f"not supported (the agent reads {', '.join(NAD_NETWORK_KEYS)})")
+    cidrs = {}
+    for k, fam in (("ipamV4Subnet", 4), ("ipamV6Subnet", 6)):
+        if net.get(k) is not None:
+            n = d.network(net[k], f"{path}.{k}")
+            if n.version != fam:
+                raise d.error(f"{path}.{k}", f"{n} is not IPv{fam}")
+            cidrs[fam] = n
+    if d.boolean(net.get("fabricSNAT"), f"{path}.fabricSNAT"):
+        raise d.error(f"{path}.fabricSNAT", NOT_YET_SNAT)
+    rts = RouteTargets(d.targets(net.get("routeTargetList"), f"{path}.routeTargetList"),
+                       d.targets(net.get("importRouteTargetList"), f"{path}.importRouteTargetList"),
+                       d.targets(net.get("exportRouteTargetList"), f"{path}.exportRouteTargetList"))
+    return NetworkAttachment(d.namespace, d.name, labels, cidrs.get(4), cidrs.get(6),
+                             d.boolean(net.get("podNetwork"), f"{path}.podNetwork"), rts,
+                             d.boolean(net.get("fabricForwarding"), f"{path}.fabricForwarding"), True, d.source(),
+                             _display_name(d, ann))
+
+
+def _parse_vnr(d: _Doc, spec: dict, labels: dict, meta: dict | None = None) -> VirtualNetworkRouter:
     d.check_keys(spec, "spec", VNR_SPEC_FIELDS, {
         "matchLabels": "goes inside spec.virtualNetworkSelector",
         "matchExpressions": "goes inside spec.virtualNetworkSelector",
@@ -837,7 +1132,12 @@ def _parse_vnr(d: _Doc, spec: dict, labels: dict) -> VirtualNetworkRouter:
                          required="use {} for every VirtualNetworkRouter of the namespaces in scope")
         nss = d.selector(e.get("namespaceSelector"), f"{p}.namespaceSelector")
         imports.append(VnrImport(sel, nss))
-    return VirtualNetworkRouter(d.namespace, d.name, labels, t, vns, imports, d.source())
+    rt = None
+    if spec.get("routeTarget") is not None:
+        rt, problem = route_target(spec["routeTarget"])
+        if problem:
+            raise d.error("spec.routeTarget", problem)
+    return VirtualNetworkRouter(d.namespace, d.name, labels, t, vns, imports, d.source(), rt)
 
 
 def _parse_peer(d: _Doc, e: Any, p: str) -> PolicyPeer:
@@ -904,7 +1204,7 @@ def _parse_rules(d: _Doc, rules: Any, path: str, peers_key: str) -> list[PolicyR
     return out
 
 
-def _parse_np(d: _Doc, spec: dict, labels: dict) -> NetworkPolicy:
+def _parse_np(d: _Doc, spec: dict, labels: dict, meta: dict | None = None) -> NetworkPolicy:
     d.check_keys(spec, "spec", NP_SPEC_FIELDS, {
         "matchLabels": "goes inside spec.podSelector", "matchExpressions": "goes inside spec.podSelector",
         "from": "goes in an entry of spec.ingress", "to": "goes in an entry of spec.egress",
@@ -924,7 +1224,29 @@ def _parse_np(d: _Doc, spec: dict, labels: dict) -> NetworkPolicy:
     return NetworkPolicy(d.namespace, d.name, labels, pods, list(types), ingress, egress, d.source())
 
 
-def _parse_networks_annotation(d: _Doc, raw: Any, path: str) -> list[Key]:
+def _ref_text(d: _Doc, part: str, path: str, want: str) -> Key:
+    ns, _, name = part.rpartition("/")
+    if not name or "/" in ns:
+        raise d.error(path, f"bad network {part!r} (want {want})")
+    return (ns or d.namespace, name)
+
+
+def _multus_ips(d: _Doc, v: Any, path: str) -> list[tuple[IPAddress, int | None, str]]:
+    out = []
+    for k, x in enumerate(d.seq(v, path)):
+        at = f"{path}[{k}]"
+        s = d.string(x, at, required=True)
+        if "/" in s:
+            itf = d.field(F.interface, at, s)
+            out.append((itf.ip, itf.network.prefixlen, at))
+        else:
+            out.append((d.field(F.address, at, s), None, at))
+    return out
+
+
+def _parse_networks_annotation(d: _Doc, raw: Any, path: str) -> list[tuple[Key, Attachment]]:
+    """Multus' annotation: ``[ns/]vn[@ifname]`` comma-separated, or the JSON list of network selection
+    elements (name, namespace, ips, mac, interface)."""
     s = d.string(raw, path)
     if s is None or not s.strip():
         return []
@@ -938,25 +1260,45 @@ def _parse_networks_annotation(d: _Doc, raw: Any, path: str) -> list[Key]:
         if not isinstance(items, list):
             raise d.error(path, "JSON form must be a list")
         for i, it in enumerate(items):
+            p = f"{path}[{i}]"
             if not isinstance(it, dict) or not isinstance(it.get("name"), str) or not it["name"]:
-                raise d.error(f"{path}[{i}]", "needs a string name")
+                raise d.error(p, "needs a string name")
+            for k in it:
+                if k in MULTUS_NOT_SUPPORTED:
+                    raise d.unsupported(f"{p}.{k}")
+                if k not in MULTUS_KEYS:
+                    close = _close(k, MULTUS_KEYS + MULTUS_NOT_SUPPORTED)
+                    raise d.error(f"{p}.{k}", f"unknown key (did you mean {close}?)" if close else
+                                  f"unknown key ({', '.join(MULTUS_KEYS)})")
             ns = it.get("namespace") or d.namespace
             if not isinstance(ns, str):
-                raise d.error(f"{path}[{i}].namespace", "must be a string")
-            out.append((ns, it["name"]))
+                raise d.error(f"{p}.namespace", "must be a string")
+            name = it["name"]
+            if "/" in name:       # Multus also takes "ns/name" in name
+                ns, name = _ref_text(d, name, f"{p}.name", "<vn> or <namespace>/<vn>")
+            att = Attachment(p)
+            if it.get("interface") is not None:
+                att.ifname = d.field(F.ifname, f"{p}.interface", d.string(it["interface"], f"{p}.interface"))
+            if it.get("mac") is not None:
+                att.mac = d.field(F.mac, f"{p}.mac", d.string(it["mac"], f"{p}.mac"))
+            att.ips = _multus_ips(d, it.get("ips"), f"{p}.ips")
+            out.append(((ns, name), att))
         return out
     for i, part in enumerate(p.strip() for p in s.split(",")):
-        ref = part.split("@", 1)[0]
-        ns, _, name = ref.rpartition("/")
-        if not name or "/" in ns:
-            raise d.error(f"{path}[{i}]", f"bad network {part!r} (want [<namespace>/]<vn>[@<ifname>])")
-        out.append((ns or d.namespace, name))
+        ref, at, ifname = part.partition("@")
+        key = _ref_text(d, ref, f"{path}[{i}]", "[<namespace>/]<vn>[@<ifname>]")
+        att = Attachment(f"{path}[{i}]")
+        if at:
+            att.ifname = d.field(F.ifname, f"{path}[{i}]", ifname)
+        out.append((key, att))
     return out
 
 
 def _parse_pod(d: _Doc, spec: dict, labels: dict, meta: dict) -> Pod:
     node = d.string(spec.get("nodeName"), "spec.nodeName", required=True)
-    ann = d.mapping(meta.get("annotations"), "metadata.annotations")
+    ann = d.annotations(meta)
+    if "net.juniper.contrail.podnetwork.cni-args" in ann:
+        raise d.unsupported('metadata.annotations["net.juniper.contrail.podnetwork.cni-args"]')
     nets = _parse_networks_annotation(d, ann.get(NETWORKS_ANNOTATION),
                                       f'metadata.annotations["{NETWORKS_ANNOTATION}"]')
     ips = []
@@ -965,16 +1307,61 @@ def _parse_pod(d: _Doc, spec: dict, labels: dict, meta: dict) -> Pod:
     for i, s in enumerate(x.strip() for x in (raw.split(",") if raw else [])):
         where = p if "," not in raw else f"{p}[{i}]"
         ips.append((where, d.field(F.address, where, s)))
-    return Pod(d.namespace, d.name, labels, node, None, nets, {}, d.source(), ips)
+    custom = None
+    if ann.get(PODNETWORK_ANNOTATION) is not None:
+        custom = _ref_text(d, ann[PODNETWORK_ANNOTATION].strip(), f'metadata.annotations["{PODNETWORK_ANNOTATION}"]',
+                           "<namespace>/<vn>")
+    primary = Attachment(f'metadata.annotations["{PODNETWORK_ANNOTATION}"]', "eth0")
+    pp = f'metadata.annotations["{PODNETWORK_IP_ANNOTATION}"]'
+    raw = d.string(ann.get(PODNETWORK_IP_ANNOTATION), pp)
+    for i, x in enumerate(y.strip() for y in (raw.split(",") if raw else [])):
+        where = pp if "," not in raw else f"{pp}[{i}]"
+        primary.ips.append((d.field(F.address, where, x), None, where))
+    pod = Pod(d.namespace, d.name, labels, node, None, [k for k, _ in nets], {}, d.source(), ips,
+              custom_pod_network=custom, attachments=[a for _, a in nets], primary=primary)
+    return pod
 
 
-def _parse_node(d: _Doc, spec: dict, labels: dict) -> Node:
+def _parse_namespace(d: _Doc, labels: dict, meta: dict) -> Namespace:
+    iso = labels.get(ISOLATED_LABEL)
+    if iso is not None and iso not in ("true", "false"):
+        raise d.error(f"metadata.labels.{ISOLATED_LABEL}", f'must be "true" or "false", not {iso!r}')
+    ann = d.annotations(meta)
+    pn = None
+    if ann.get(PODNETWORK_ANNOTATION) is not None:
+        pn = _ref_text(d, ann[PODNETWORK_ANNOTATION].strip(), f'metadata.annotations["{PODNETWORK_ANNOTATION}"]',
+                       "<namespace>/<vn>")
+        if pn[0] is None:
+            pn = (d.name, pn[1])
+    ff = False
+    mode = ann.get(FORWARDING_ANNOTATION)
+    fp = f'metadata.annotations["{FORWARDING_ANNOTATION}"]'
+    if mode is not None:
+        if mode == "fabric-snat":
+            raise d.error(fp, NOT_YET_SNAT)
+        if mode not in FABRIC_FORWARDING_MODES:
+            raise d.error(fp, f"unknown forwarding mode {mode!r} (fabric-forwarding or fabric-snat)")
+        if iso != "true":
+            raise d.unsupported(fp, "on a namespace that is not isolated: its pod network, "
+                                f"{DEFAULT_POD_NETWORK[0]}/{DEFAULT_POD_NETWORK[1]}, is every namespace's "
+                                "(set spec.fabricForwarding on a VirtualNetwork instead)")
+        if pn is not None:
+            raise d.unsupported(fp, f"with a custom pod network ({pn[0]}/{pn[1]}: set spec.fabricForwarding "
+                                "on that VirtualNetwork instead)")
+        ff = True
+    return Namespace(d.name, labels, iso == "true", d.source(), pn, ff, ann)
+
+
+def _parse_node(d: _Doc, spec: dict, labels: dict, meta: dict | None = None) -> Node:
     fab = d.address(spec.get("fabricAddress"), "spec.fabricAddress")
     ctl = d.string(spec.get("control"), "spec.control", required=True)
     mac = d.string(spec.get("fabricMac"), "spec.fabricMac")
     if mac is not None:
         mac = d.field(F.mac, "spec.fabricMac", mac)
-    return Node(d.name, fab, ctl, mac, labels, d.source())
+    gw = d.string(spec.get("fabricGatewayMac"), "spec.fabricGatewayMac")
+    if gw is not None:
+        gw = d.field(F.mac, "spec.fabricGatewayMac", gw)
+    return Node(d.name, fab, ctl, mac, labels, d.source(), gw)
 
 
 # The groups the agent reads: versions, the kinds it reads (-> Intent attribute, namespaced, parser) and
@@ -982,10 +1369,11 @@ def _parse_node(d: _Doc, spec: dict, labels: dict) -> Node:
 _GROUPS: dict[str, tuple[tuple[str, ...], dict[str, tuple], frozenset[str]]] = {
     CN2_GROUP: (CN2_VERSIONS, {
         "Subnet": ("subnets", True, _parse_subnet), "VirtualNetwork": ("virtual_networks", True, _parse_vn),
-        "VirtualNetworkRouter": ("virtual_network_routers", True, _parse_vnr)}, frozenset((
+        "VirtualNetworkRouter": ("virtual_network_routers", True, _parse_vnr),
+        "RouteTable": ("route_tables", True, _parse_route_table)}, frozenset((
             "AddressGroup", "ApplicationPolicySet", "BGPAsAService", "BGPRouter", "ContrailSecurityPolicy",
             "FirewallPolicy", "FirewallRule", "FloatingIP", "GlobalContrailSecurityPolicy", "GlobalSystemConfig",
-            "GlobalVrouterConfig", "InstanceIP", "InterfaceRouteTable", "MirrorDestination", "RouteTable",
+            "GlobalVrouterConfig", "InstanceIP", "InterfaceRouteTable", "MirrorDestination",
             "RouteTarget", "RoutingInstance", "ServiceGroup", "ServiceHealthCheck", "Tag", "TagType",
             "VirtualMachine", "VirtualMachineInterface", "VirtualRouter"))),
     "": (("v1",), {"Namespace": ("namespaces", False, None), "Pod": ("pods", True, _parse_pod)}, frozenset((
@@ -994,6 +1382,8 @@ _GROUPS: dict[str, tuple[tuple[str, ...], dict[str, tuple], frozenset[str]]] = {
         "Secret", "Service", "ServiceAccount"))),
     "networking.k8s.io": (("v1",), {"NetworkPolicy": ("network_policies", True, _parse_np)},
                           frozenset(("Ingress", "IngressClass", "IPAddress", "ServiceCIDR"))),
+    NAD_GROUP: (("v1",), {"NetworkAttachmentDefinition": ("attachment_definitions", True, _parse_nad)},
+                frozenset()),
     OUR_GROUP: (("v1",), {"Node": ("nodes", False, _parse_node)}, frozenset()),
 }
 
@@ -1072,16 +1462,11 @@ def _parse_doc(intent: Intent, d: _Doc) -> None:
     if namespaced:
         d.namespace = d.string(meta.get("namespace"), "metadata.namespace") or "default"
     labels = d.labels(meta.get("labels"), "metadata.labels")
-    spec = d.mapping(body.get("spec"), "spec", required=kind not in ("Namespace",))
+    spec = d.mapping(body.get("spec"), "spec", required=kind not in ("Namespace", "NetworkAttachmentDefinition"))
     if kind == "Namespace":
-        iso = labels.get(ISOLATED_LABEL)
-        if iso is not None and iso not in ("true", "false"):
-            raise d.error(f"metadata.labels.{ISOLATED_LABEL}", f'must be "true" or "false", not {iso!r}')
-        obj = Namespace(d.name, labels, iso == "true", d.source())
-    elif kind == "Pod":
-        obj = parser(d, spec, labels, meta)
+        obj = _parse_namespace(d, labels, meta)
     else:
-        obj = parser(d, spec, labels)
+        obj = parser(d, spec, labels, meta)
     table = getattr(intent, attr)
     key = (d.namespace, d.name) if namespaced else d.name
     if key in table:
@@ -1117,6 +1502,156 @@ def _synthesize_pod_networks(intent: Intent, default_pod_cidr: str, isolated_poo
         add(ns, f"{ns}-podnetwork", cidr)
 
 
+def _networks_from_nads(intent: Intent) -> None:
+    """Each NetworkAttachmentDefinition with juniper.net/networks becomes its VirtualNetwork and subnets
+    (``<name>-v4`` / ``<name>-v6``, as CN2 names them); one without names a declared VirtualNetwork."""
+    ann = f'metadata.annotations["{JUNIPER_NETWORKS}"]'
+    for nad in intent.attachment_definitions.values():
+        src, key = nad.source, nad.key
+        vn = intent.virtual_networks.get(key)
+        if not nad.annotated:
+            if vn is None:
+                raise src.error(None, f"not supported: a NetworkAttachmentDefinition without the {JUNIPER_NETWORKS}"
+                                f" annotation and no VirtualNetwork {key[0]}/{key[1]} (another CNI plugin's network)")
+            continue
+        if vn is not None:
+            raise src.error(ann, f"VirtualNetwork {key[0]}/{key[1]} is declared too ({vn.source.file} doc "
+                            f"{vn.source.doc}): leave out the annotation to use it, or the VirtualNetwork")
+        if nad.v4 is None and nad.v6 is None:
+            raise src.error(ann, "needs ipamV4Subnet and/or ipamV6Subnet (or leave out the annotation and "
+                            f"declare VirtualNetwork {key[0]}/{key[1]})")
+        refs = {}
+        for fam, cidr in ((4, nad.v4), (6, nad.v6)):
+            if cidr is None:
+                continue
+            sk = (key[0], f"{key[1]}-v{fam}")
+            other = intent.subnets.get(sk)
+            if other is not None:
+                raise src.error(f"{ann}.ipamV{fam}Subnet", f"defines Subnet {sk[0]}/{sk[1]}, declared too "
+                                f"({other.source.file} doc {other.source.doc})")
+            gw = cidr.network_address + 1 if cidr.num_addresses >= 4 else None
+            intent.subnets[sk] = Subnet(sk[0], sk[1], {}, cidr, gw, [], src)
+            refs[fam] = sk
+        intent.virtual_networks[key] = VirtualNetwork(
+            key[0], key[1], dict(nad.labels), refs.get(4), refs.get(6), None, src, pod_network=nad.pod_network,
+            route_targets=nad.route_targets, fabric_forwarding=nad.fabric_forwarding, display_name=nad.display_name,
+            nad=src)
+
+
+def _validate_networks(intent: Intent) -> None:
+    """Namespaces' custom pod networks and forwarding modes, VirtualNetworks' route tables."""
+    for ns in intent.namespaces.values():
+        if ns.pod_network is not None:
+            vn = intent.virtual_networks.get(ns.pod_network)
+            at = f'metadata.annotations["{PODNETWORK_ANNOTATION}"]'
+            if vn is None:
+                raise ns.source.error(at, f"no VirtualNetwork {ns.pod_network[0]}/{ns.pod_network[1]}")
+            if not vn.pod_network:
+                raise ns.source.error(at, f"VirtualNetwork {ns.pod_network[0]}/{ns.pod_network[1]} is not a pod "
+                                      "network (spec.podNetwork: true)")
+        if ns.fabric_forwarding:
+            intent.virtual_networks[intent.pod_network_of(ns.name)].fabric_forwarding = True
+    for vn in intent.virtual_networks.values():
+        for i, ref in enumerate(vn.route_tables):
+            if ref not in intent.route_tables:
+                raise vn.source.error(f"spec.routeTableReferences[{i}]", f"no RouteTable {ref[0]}/{ref[1]}")
+        if vn.route_tables:
+            fams = {s.cidr.version for s in intent.vn_subnets(vn)}
+            for ref in vn.route_tables:
+                for j, r in enumerate(intent.route_tables[ref].routes):
+                    if r.prefix.version not in fams:
+                        raise intent.route_tables[ref].source.error(
+                            f"spec.routes.route[{j}].prefix", f"IPv{r.prefix.version} route, but VirtualNetwork "
+                            f"{vn.namespace}/{vn.name} (which references this table) has no IPv{r.prefix.version} subnet")
+
+
+def _check_fixed(src: Source, fld: str, ip: IPAddress, plen: int | None, sub: Subnet) -> None:
+    if plen is not None and plen != sub.cidr.prefixlen:
+        raise src.error(fld, f"{ip}/{plen}: the subnet {sub.namespace}/{sub.name} is {sub.cidr}")
+    if ip == sub.default_gateway:
+        raise src.error(fld, f"{ip} is the gateway of subnet {sub.namespace}/{sub.name}")
+    if sub.cidr.num_addresses > 2 and ip == sub.cidr.network_address or (
+            sub.cidr.version == 4 and sub.cidr.prefixlen < 31 and ip == sub.cidr.broadcast_address):
+        raise src.error(fld, f"{ip} is the network or broadcast address of {sub.cidr}")
+
+
+def _validate_pod(intent: Intent, pod: Pod, fixed: dict, macs: dict) -> None:
+    src = pod.source
+    if pod.node not in intent.nodes:
+        raise src.error("spec.nodeName", f"no node {pod.node}")
+    if pod.custom_pod_network is not None:
+        at = f'metadata.annotations["{PODNETWORK_ANNOTATION}"]'
+        k = pod.custom_pod_network
+        vn = intent.virtual_networks.get(k)
+        if vn is None:
+            raise src.error(at, f"no VirtualNetwork {k[0]}/{k[1]}")
+        if not vn.pod_network:
+            raise src.error(at, f"VirtualNetwork {k[0]}/{k[1]} is not a pod network (spec.podNetwork: true)")
+        pod.pod_network = k
+    else:
+        pod.pod_network = intent.pod_network_of(pod.namespace)
+    for i, ref in enumerate(pod.networks):
+        if ref not in intent.virtual_networks:
+            nad = intent.attachment_definitions.get(ref)
+            where = pod.attachments[i].path if i < len(pod.attachments) else \
+                f'metadata.annotations["{NETWORKS_ANNOTATION}"]'
+            raise src.error(where, f"no VirtualNetwork {ref[0]}/{ref[1]}" +
+                            (" (nor a NetworkAttachmentDefinition of that name)" if nad is None else ""))
+    atts = [pod.primary or Attachment("", "eth0")] + (pod.attachments or [Attachment("") for _ in pod.networks])
+    pod.ifnames, pod.macs, pod.iface_ips = {}, {}, {}
+    taken: dict[str, str] = {}
+    for idx, att in enumerate(atts):
+        name = att.ifname or f"eth{idx}"
+        if name in taken:
+            raise src.error(f"{att.path}.interface" if att.path.endswith("]") else att.path,
+                            f"interface {name} is given twice in the pod (also {taken[name]})")
+        taken[name] = att.path or "the pod network"
+        pod.ifnames[idx] = name
+    ifaces = pod.interfaces
+    for idx, att in enumerate(atts):
+        vk = ifaces[idx]
+        subs = intent.vn_subnets(intent.virtual_networks[vk])
+        if att.mac is not None:
+            other = macs.get((vk, att.mac))
+            if other is not None:
+                raise src.error(f"{att.path}.mac", f"{att.mac} in {vk[0]}/{vk[1]} already taken by Pod {other}")
+            macs[(vk, att.mac)] = f"{pod.namespace}/{pod.name}"
+            pod.macs[idx] = att.mac
+        for ip, plen, fld in att.ips:
+            sub = next((s for s in subs if s.cidr.version == ip.version and ip in s.cidr), None)
+            if sub is None:
+                raise src.error(fld, f"{ip} is outside the subnets of {vk[0]}/{vk[1]} ("
+                                f"{', '.join(str(s.cidr) for s in subs)})")
+            _check_fixed(src, fld, ip, plen, sub)
+            _take_fixed(src, fld, pod, idx, vk, ip, fixed)
+    pod.fixed_ips = {}
+    for fld, ip in pod._raw_ips:
+        homes = [(vk, s) for vk in dict.fromkeys(pod.networks + [pod.pod_network])
+                 for s in intent.vn_subnets(intent.virtual_networks[vk]) if ip.version == s.cidr.version
+                 and ip in s.cidr]
+        if not homes:
+            nets = ", ".join(f"{vk[0]}/{vk[1]} " + "/".join(str(s.cidr) for s in
+                             intent.vn_subnets(intent.virtual_networks[vk])) for vk in pod.interfaces)
+            raise src.error(fld, f"{ip} is outside the subnets of the pod's networks ({nets})")
+        vk, sub = homes[0]   # the first annotation network holding it, else the pod network
+        _check_fixed(src, fld, ip, None, sub)
+        idx = ifaces.index(vk, 1) if vk in ifaces[1:] else 0
+        _take_fixed(src, fld, pod, idx, vk, ip, fixed)
+        pod.fixed_ips.setdefault(vk, []).append(ip)
+
+
+def _take_fixed(src: Source, fld: str, pod: Pod, idx: int, vk: Key, ip: IPAddress, fixed: dict) -> None:
+    other = fixed.get((vk, ip))
+    if other is not None:
+        raise src.error(fld, f"{ip} in {vk[0]}/{vk[1]} already taken by Pod {other.namespace}/{other.name}")
+    have = pod.iface_ips.setdefault(idx, [])
+    if any(a.version == ip.version for a in have):
+        raise src.error(fld, f"interface {pod.ifnames.get(idx, idx)} already has a fixed IPv{ip.version} address "
+                        f"({next(a for a in have if a.version == ip.version)})")
+    fixed[(vk, ip)] = pod
+    have.append(ip)
+
+
 def _validate(intent: Intent) -> None:
     vnis: dict[int, VirtualNetwork] = {}
     for vn in intent.virtual_networks.values():
@@ -1149,35 +1684,9 @@ def _validate(intent: Intent) -> None:
         seen_fab[node.fabric_address] = node
 
     fixed: dict[tuple[Key, IPAddress], Pod] = {}
+    macs: dict[tuple[Key, str], str] = {}
     for pod in intent.pods.values():
-        src = pod.source
-        if pod.node not in intent.nodes:
-            raise src.error("spec.nodeName", f"no node {pod.node}")
-        pod.pod_network = intent.pod_network_of(pod.namespace)
-        for ref in pod.networks:
-            if ref not in intent.virtual_networks:
-                raise src.error(f'metadata.annotations["{NETWORKS_ANNOTATION}"]',
-                                f"no VirtualNetwork {ref[0]}/{ref[1]}")
-        pod.fixed_ips = {}
-        for fld, ip in pod._raw_ips:
-            homes = [(vk, s) for vk in dict.fromkeys(pod.networks + [pod.pod_network])
-                     for s in intent.vn_subnets(intent.virtual_networks[vk]) if ip.version == s.cidr.version
-                     and ip in s.cidr]
-            if not homes:
-                nets = ", ".join(f"{vk[0]}/{vk[1]} " + "/".join(str(s.cidr) for s in
-                                 intent.vn_subnets(intent.virtual_networks[vk])) for vk in pod.interfaces)
-                raise src.error(fld, f"{ip} is outside the subnets of the pod's networks ({nets})")
-            vk, sub = homes[0]   # the first annotation network holding it, else the pod network
-            if ip == sub.default_gateway:
-                raise src.error(fld, f"{ip} is the gateway of subnet {sub.namespace}/{sub.name}")
-            if sub.cidr.num_addresses > 2 and ip == sub.cidr.network_address or (
-                    sub.cidr.version == 4 and sub.cidr.prefixlen < 31 and ip == sub.cidr.broadcast_address):
-                raise src.error(fld, f"{ip} is the network or broadcast address of {sub.cidr}")
-            other = fixed.get((vk, ip))
-            if other is not None:
-                raise src.error(fld, f"{ip} in {vk[0]}/{vk[1]} already taken by Pod {other.namespace}/{other.name}")
-            fixed[(vk, ip)] = pod
-            pod.fixed_ips.setdefault(vk, []).append(ip)
+        _validate_pod(intent, pod, fixed, macs)
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -1231,6 +1740,8 @@ def load(sources: SourceArg | Iterable[SourceArg], *, default_pod_cidr: str = "1
         raise IntentFormatError(f"no intent: none of the {ndocs} documents is of a kind the agent reads "
                                 f"(ignored: {'; '.join(str(i) for i in intent.ignored[:3])}"
                                 f"{'; ...' if ndocs > 3 else ''})")
+    _networks_from_nads(intent)
     _synthesize_pod_networks(intent, default_pod_cidr, isolated_pool, isolated_prefixlen)
+    _validate_networks(intent)
     _validate(intent)
     return intent

@@ -37,11 +37,13 @@ import yaml
 from control.agent import intent as I
 from control.agent.agent import Agent
 from control.agent.compiler import key_str
-from control.lab.expect import Expectation
+from control.lab.expect import Expectation, routers
 from control.lab.lab import Lab, LabError
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "agent", "examples", "demo.yaml")
 NODES = (("node-1", "192.0.2.1"), ("node-2", "192.0.2.2"))
+HOST = ("fabric-host", "192.0.2.254")      # a plain host on the fabric: the nodes' underlay gateway
+HOST_KEY = "fabric/host"
 PORT = 80
 NODES_FILE = "00-nodes.yaml"
 
@@ -50,11 +52,18 @@ class DemoError(Exception):
     pass
 
 
-def node_documents(nodes) -> str:
-    """NODES_FILE's text: a Node document per (name, fabric address, fabric MAC or None, control)."""
+def node_documents(nodes, gateway_mac: str | None = None) -> str:
+    """NODES_FILE's text: a Node document per (name, fabric address, fabric MAC or None, control), each
+    with ``gateway_mac`` as its fabricGatewayMac when given."""
+    gw = f"fabricGatewayMac: \"{gateway_mac}\", " if gateway_mac else ""
     return "".join(f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {name}}}\n"
-                   f"spec: {{fabricAddress: {ip}, " + (f"fabricMac: \"{mac}\", " if mac else "") +
+                   f"spec: {{fabricAddress: {ip}, " + (f"fabricMac: \"{mac}\", " if mac else "") + gw +
                    f"control: \"{control}\"}}\n" for name, ip, mac, control in nodes)
+
+
+def fabric_forwarding(intent: I.Intent) -> bool:
+    """Does the intent have a network that forwards on the underlay (the fabric host probes it)?"""
+    return any(vn.fabric_forwarding for vn in intent.virtual_networks.values())
 
 
 def without_nodes(name: str, text: str) -> str:
@@ -105,6 +114,9 @@ class DemoCluster:
         self._thread: threading.Thread | None = None
         self.intent_dir = ""
         self._owner = os.getpid()
+        self.host: tuple[str, str] | None = None      # (netns, MAC) of the fabric host
+        self._host_routes: set[str] = set()
+        self._forwarding: set[str] = set()
 
     # -- building -----------------------------------------------------------------------------------
     def start(self, files: dict[str, str]) -> None:
@@ -116,9 +128,11 @@ class DemoCluster:
         self.intent_dir = os.path.join(self.lab.dir, "intent")
         os.mkdir(self.intent_dir)
         nodes = [self.lab.add_node(n, ip) for n, ip in NODES]
+        self.host = self.lab.add_host(*HOST)
         for n in nodes:
             self.lab.start_node(n, io=self.io)
-        self._write(NODES_FILE, node_documents((n.name, n.fabric_ip, n.fabric_mac, n.control) for n in nodes))
+        self._write(NODES_FILE, node_documents(((n.name, n.fabric_ip, n.fabric_mac, n.control) for n in nodes),
+                                               self.host[1]))
         self._sync_pods({**self._files(), **files}, before=True)
         for name, text in files.items():
             self._write(name, text)
@@ -211,14 +225,42 @@ class DemoCluster:
         itf = self.agent.cluster.interfaces_of(pod.key)[-1]
         return {a.version: str(a) for a in itf.addresses}
 
+    def _prepare(self) -> None:
+        """Router pods (next hops of static routes) forward; the fabric host routes every pod address it
+        probes through the pod's node (what BGP will announce; stands in for it here)."""
+        for key in sorted(routers(self.agent.intent, self.agent.cluster)):
+            ns = self.lab.pods.get(key_str(key))
+            if ns is not None and ns not in self._forwarding:
+                self.lab.enable_forwarding(ns)
+                self._forwarding.add(ns)
+        if self.host is None or not fabric_forwarding(self.agent.intent):
+            return
+        seen: dict[str, int] = {}
+        for p in self.pods():
+            for fam, addr in self.targets(p).items():
+                if fam == 4:
+                    seen[addr] = seen.get(addr, 0) + 1
+        for p in self.pods():
+            addr = self.targets(p).get(4)
+            if addr is None or seen[addr] > 1 or addr in self._host_routes:
+                continue            # an overlapping address: the host cannot tell the pods apart
+            self.lab.route(self.host[0], f"{addr}/32", self.lab.nodes[p.node].fabric_ip)
+            self._host_routes.add(addr)
+
     def matrix(self, timeout: float = 1.5) -> list[Cell]:
-        """Every pod to every other pod's address of each family, in one go (a prober per pod)."""
+        """Every pod to every other pod's address of each family, in one go (a prober per pod); with a
+        fabric-forwarding network, the fabric host to every pod's IPv4 address too."""
+        self._prepare()
         pods = self.pods()
         exp = Expectation(self.agent.intent, self.agent.cluster)
         plan = [[(q, addr) for q in pods if q.key != p.key for _, addr in sorted(self.targets(q).items())]
                 for p in pods]
-        results = self.lab.probe_many([(self.lab.pods[key_str(p.key)], [(addr, PORT) for _, addr in todo])
-                                       for p, todo in zip(pods, plan)], timeout)
+        probes = [(self.lab.pods[key_str(p.key)], [(addr, PORT) for _, addr in todo]) for p, todo in zip(pods, plan)]
+        host_plan = []
+        if self.host is not None and fabric_forwarding(self.agent.intent):
+            host_plan = [(q, self.targets(q)[4]) for q in pods if self.targets(q).get(4) in self._host_routes]
+            probes.append((self.host[0], [(addr, PORT) for _, addr in host_plan]))
+        results = self.lab.probe_many(probes, timeout)
         cells = []
         for p, todo, res in zip(pods, plan, results):
             for (q, addr), got in zip(todo, res):
@@ -226,6 +268,11 @@ class DemoCluster:
                 cells.append(Cell(key_str(p.key), key_str(q.key), addr, who == q.key,
                                   why if who in (None, q.key) else f"answered by {key_str(who)}: {why}",
                                   got == f"ok:{key_str(q.key)}", got))
+        if host_plan:
+            for (q, addr), got in zip(host_plan, results[-1]):
+                who, why = exp.from_fabric(HOST[1], addr, "tcp", PORT)
+                cells.append(Cell(HOST_KEY, key_str(q.key), addr, who == q.key, why, got == f"ok:{key_str(q.key)}",
+                                  got))
         return cells
 
     def counters(self) -> dict[str, dict]:
@@ -261,6 +308,9 @@ def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, secon
            nets: dict[str, str] | None = None) -> str:
     """The matrices as text (one per address family); ``nets``: pod -> the network its probed address is
     on (row labels)."""
+    if any(c.src == HOST_KEY for c in cells):
+        pods = pods + [HOST_KEY]
+        nets = {**nets, HOST_KEY: "underlay, plain IP"} if nets else nets
     label = {p: f"{short(p)} ({short(nets[p])})" if nets else short(p) for p in pods}
     w = max(len(x) for x in label.values()) + 1
     cw = max(max(len(short(p)) for p in pods), 5) + 1
@@ -287,11 +337,12 @@ def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, secon
         if not c.expected:
             why = c.expected_why
             kind = ("policy" if why.startswith("NetworkPolicy") else "overlap" if why.startswith("answered by")
-                    else "isolation")
+                    else "fabric" if c.src == HOST_KEY else "isolation")
             kinds.setdefault(kind, []).append(f"{short(c.src)}->{short(c.dst)}" + (" (v6)" if ":" in c.address else ""))
     labels = {"isolation": "no route between the networks", "overlap": "the address leads to another pod "
-              "(overlapping subnets: it answers, not the one asked for)", "policy": "denied by NetworkPolicy"}
-    for k in ("isolation", "overlap", "policy"):
+              "(overlapping subnets: it answers, not the one asked for)", "policy": "denied by NetworkPolicy",
+              "fabric": "not routed on the underlay (the pod's network does not forward on the fabric)"}
+    for k in ("isolation", "overlap", "policy", "fabric"):
         if k in kinds:
             lines.append(f"  {labels[k]}: {len(kinds[k])}: {', '.join(kinds[k][:12])}"
                          + (" ..." if len(kinds[k]) > 12 else ""))
@@ -337,13 +388,19 @@ def main(argv=None) -> int:
     try:
         with open(path) as f:
             text = f.read()
-        I.load([(path, without_nodes(path, text)),
-                (NODES_FILE, node_documents((n, ip, None, "ipc:///nonexistent") for n, ip in NODES))])
+        intent = I.load([(path, without_nodes(path, text)),
+                         (NODES_FILE, node_documents((n, ip, None, "ipc:///nonexistent") for n, ip in NODES))])
     except (OSError, I.IntentError, DemoError) as e:
         print(f"vrouter demo: {e}", file=sys.stderr)
         return 2
+    io = a.io
+    if fabric_forwarding(intent) and io == "auto":
+        # the XDP program steers only tunnels to the vrouter: plain IP for fabric-forwarding pods would go
+        # to the node's kernel, so the fabric is read with AF_PACKET here
+        print("vrouter demo: fabric forwarding: the nodes read the fabric with AF_PACKET", file=sys.stderr)
+        io = "afpacket"
     t0 = time.monotonic()
-    demo = DemoCluster(encap=a.encap, keep=a.keep, io=a.io)
+    demo = DemoCluster(encap=a.encap, keep=a.keep, io=io)
     try:
         demo.start({"demo.yaml": text})
         cells = demo.matrix()
@@ -357,7 +414,9 @@ def main(argv=None) -> int:
                               "agent": {n.name: n.history for n in demo.agent.nodes.values()},
                               "warnings": demo.agent.cluster.warnings}, indent=1))
         else:
-            nets = {key_str(p.key): key_str(demo.agent.cluster.interfaces_of(p.key)[-1].vn) for p in demo.pods()}
+            vns = demo.agent.intent.virtual_networks
+            nets = {key_str(p.key): vns[demo.agent.cluster.interfaces_of(p.key)[-1].vn].display_name or
+                    key_str(demo.agent.cluster.interfaces_of(p.key)[-1].vn) for p in demo.pods()}
             print(render(cells, pods, counters, a.encap, seconds, nets))
         if a.keep:
             d = demo.lab.describe()

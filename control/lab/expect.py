@@ -15,6 +15,21 @@ pods and networks are declared to behave:
    selecting policy must match the peer and the port).
 
 The answer is (pod key or None, reason).
+
+RouteTables (static routes) and router pods: in step 2, an address no interface holds may match a
+RouteTable prefix of the network (or of one leaked into it; the longest prefix wins): the packet goes to
+the interface of that RouteTable's network holding the route's next hop (ECMP: any of them, all alike
+here). That pod answers if the
+address is its own (on any interface); otherwise it forwards it only if it is a router (``routers``: the
+pods that are the next hop of some static route; the lab turns on their IP forwarding), out of the
+interface its own routes pick (step 1), and the walk goes on there. The reply walks back the same way
+from the destination to the source's address and must end at the source.
+
+Fabric forwarding: ``from_fabric(address)`` is a host on the fabric (the underlay gateway of every node)
+sending plain IP to a pod address: it reaches the pod when the address is on an interface of a network
+with fabric forwarding (the node's fabric VRF holds it), and the reply comes back when the pod's
+interface towards the host is on such a network and its node has a fabric gateway (the default route).
+NetworkPolicy applies with the host as a peer outside the cluster (only an ipBlock can match it).
 """
 from __future__ import annotations
 
@@ -24,7 +39,15 @@ from control.agent.compiler import Cluster, key_str, leaks
 from control.agent.intent import Intent, Key, Pod, match_labels
 
 
+def routers(intent: Intent, cluster: Cluster) -> set[Key]:
+    """The pods some static route points at (whatever network it resolves in): they forward."""
+    hops = {r.next_hop for rt in intent.route_tables.values() for r in rt.routes}
+    return {itf.pod for itf in cluster.interfaces if any(a in hops for a in itf.addresses)}
+
+
 class Expectation:
+    MAX_HOPS = 4
+
     def __init__(self, intent: Intent, cluster: Cluster):
         self.intent, self.cluster = intent, cluster
         self.leaks = leaks(intent)
@@ -32,6 +55,44 @@ class Expectation:
         for itf in cluster.interfaces:
             for a in itf.addresses:
                 self.by_vn.setdefault(itf.vn, {})[a] = itf
+        self.routers = routers(intent, cluster)
+        self.ff = {k for k, vn in intent.virtual_networks.items() if vn.fabric_forwarding}
+
+    def _static(self, vn: Key, addr):
+        """The interface the longest static-route prefix for ``addr`` in ``vn`` leads to (the network's own
+        RouteTables first, then those of the networks leaked into it), or None."""
+        best = None
+        for src in [vn] + sorted(self.leaks[vn]):
+            for ref in self.intent.virtual_networks[src].route_tables:
+                for r in self.intent.route_tables[ref].routes:
+                    if r.prefix.version == addr.version and addr in r.prefix and (
+                            best is None or r.prefix.prefixlen > best[0].prefixlen):
+                        hop = self.by_vn.get(src, {}).get(r.next_hop)
+                        if hop is not None:
+                            best = (r.prefix, hop)
+        return None if best is None else best[1]
+
+    def _walk(self, src: Key, addr):
+        """(interface that receives a packet from pod ``src`` to ``addr``, its first out interface, why)."""
+        out = self._interface_for(src, addr)
+        if out is None:
+            return None, None, "the pod has no interface"
+        first, pod = out, src
+        for _ in range(self.MAX_HOPS):
+            dst = self._owner(out.vn, addr)
+            if dst is not None:
+                return dst, first, None
+            via = self._static(out.vn, addr)
+            if via is None:
+                return None, first, f"{addr} is not routed in {key_str(out.vn)}"
+            own = next((i for i in self.cluster.interfaces_of(via.pod) if addr in i.addresses), None)
+            if own is not None:
+                return own, first, None
+            if via.pod not in self.routers or via.pod == pod:
+                return None, first, f"{key_str(via.pod)} does not forward"
+            pod = via.pod
+            out = self._interface_for(pod, addr)
+        return None, first, "too many hops"
 
     def _subnets(self, vn: Key):
         return [s.cidr for s in self.intent.vn_subnets(self.intent.virtual_networks[vn])]
@@ -41,8 +102,14 @@ class Expectation:
         for itf in itfs:
             if any(addr in n for n in self._subnets(itf.vn) if n.version == addr.version):
                 return itf
-        for itf in itfs[1:]:
+        for itf in itfs[1:]:       # the routes the vrouter gives a further interface (compiler: tap routes)
             if any(addr in n for other in self.leaks[itf.vn] for n in self._subnets(other) if n.version == addr.version):
+                return itf
+            own = [n for i in itfs for n in self._subnets(i.vn)]
+            if any(addr in r.prefix for other in [itf.vn] + sorted(self.leaks[itf.vn])
+                   for ref in self.intent.virtual_networks[other].route_tables
+                   for r in self.intent.route_tables[ref].routes if r.prefix.version == addr.version
+                   and not any(r.prefix.overlaps(n) for n in own if n.version == addr.version)):
                 return itf
         return itfs[0] if itfs else None
 
@@ -58,21 +125,35 @@ class Expectation:
 
     def connect(self, src: Key, address: str, proto: str = "tcp", port: int = 80) -> tuple[Key | None, str]:
         addr = ipaddress.ip_address(address)
-        out = self._interface_for(src, addr)
-        if out is None:
-            return None, "the pod has no interface"
-        dst = self._owner(out.vn, addr)
+        dst, out, why = self._walk(src, addr)
         if dst is None:
-            return None, f"{address} is not routed in {key_str(out.vn)}"
+            return None, why
         if dst.pod == src:
             return src, "its own address"
-        if dst.vn != out.vn and out.vn not in self.leaks[dst.vn]:
-            return None, f"{key_str(dst.vn)} has no route back to {key_str(out.vn)}"
         src_addr = next((a for a in out.addresses if a.version == addr.version), None)
+        if src_addr is None:
+            return None, f"{key_str(out.vn)} has no IPv{addr.version} address for the source"
+        back, _, why = self._walk(dst.pod, src_addr)
+        if back is None or back.pod != src:
+            return None, f"no route back to {key_str(out.vn)}" + (f" ({why})" if why else "")
         why = self._policy(self.intent.pods[src], src_addr, self.intent.pods[dst.pod], addr, proto, port)
         if why:
             return None, why
         return dst.pod, f"via {key_str(out.vn)}" + ("" if dst.vn == out.vn else f" to {key_str(dst.vn)}")
+
+    def from_fabric(self, host: str, address: str, proto: str = "tcp", port: int = 80) -> tuple[Key | None, str]:
+        """A host on the fabric (the nodes' gateway) to a pod address, as plain IP."""
+        h, addr = ipaddress.ip_address(host), ipaddress.ip_address(address)
+        dst = next((i for i in self.cluster.interfaces if addr in i.addresses and i.vn in self.ff), None)
+        if dst is None:
+            return None, f"{address} is not on a fabric-forwarding network"
+        back = self._interface_for(dst.pod, h)
+        if back.vn not in self.ff or self.intent.nodes[back.node].fabric_gateway_mac is None:
+            return None, f"{key_str(dst.pod)} has no route to the fabric"
+        why = self._allowed("Ingress", self.intent.pods[dst.pod], None, h, proto, port)
+        if why:
+            return None, why
+        return dst.pod, f"on the fabric in {key_str(dst.vn)}"
 
     # -- NetworkPolicy, Kubernetes semantics -----------------------------------------------------------
     def _peer_matches(self, np_ns: str, peer, pod: Pod, addr) -> bool:
@@ -80,6 +161,8 @@ class Expectation:
             b = peer.ip_block
             return addr is not None and addr.version == b.cidr.version and addr in b.cidr and \
                 not any(addr.version == e.version and addr in e for e in b.excepts)
+        if pod is None:                 # a host outside the cluster: only an ipBlock names it
+            return False
         if peer.namespace_selector is None:
             in_ns = pod.namespace == np_ns
         else:

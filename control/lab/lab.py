@@ -231,6 +231,41 @@ class Lab:
         self.nodes[name] = node
         return node
 
+    def add_host(self, name: str, ip: str) -> tuple[str, str]:
+        """A plain host on the fabric (no vrouter): netns `<tag>-<name>` with `eth0` = ip/24 on the fabric
+        bridge, MAC 02:fa:00:00:00:fe. It stands for the underlay's gateway (the nodes' fabricGatewayMac)
+        reaching pods of fabric-forwarding networks as plain IP; ``route`` gives it their addresses.
+        Returns (netns, MAC)."""
+        if not _NAME.match(name) or name == "fabric" or name in self.nodes:
+            raise LabError(f"host name {name!r}: must be new, not 'fabric', and [A-Za-z0-9_.-]")
+        try:
+            addr = ipaddress.IPv4Address(ip)
+        except ValueError as e:
+            raise LabError(f"host {name}: ip: {e}") from None
+        with _commands():
+            if self.fabric is None:
+                self.fabric = self.topo.netns("fabric")
+                self.topo.bridge(self.fabric, "br0")
+            ns = self.topo.netns(name)
+            self.topo.veth(self.fabric, f"h-{name}"[:15], ns, "eth0")
+            self.topo.master(self.fabric, f"h-{name}"[:15], "br0")
+            mac = self.topo.mac(ns, "eth0", "02:fa:00:00:00:fe")
+            self.topo.addr(ns, "eth0", f"{addr}/24")
+        return ns, mac
+
+    def route(self, netns: str, dst: str, via: str) -> None:
+        """A route in any lab namespace (a host's routes to pods through their nodes)."""
+        with _commands():
+            self.topo.route(netns, dst, via=via)
+
+    def enable_forwarding(self, netns: str) -> None:
+        """Make a pod a router: IPv4 and IPv6 forwarding on, reverse-path filter off, written to /proc/sys
+        from inside its namespace."""
+        script = ("echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"
+                  " && for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done")
+        with _commands():
+            self.topo.run(netns, "sh", "-c", script)
+
     def add_pod(self, namespace: str, name: str) -> str:
         """The pod's namespace, `netns_format` filled in; its interfaces are the vrouter's business."""
         for what, v in (("namespace", namespace), ("name", name)):

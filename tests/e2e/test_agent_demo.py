@@ -230,3 +230,30 @@ spec: {{nodeName: node-1}}
         bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {nodeName: node-9}\n")
         r = subprocess.run(base + ["--check"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 2 and "bad.yaml doc 1 (Pod default/x): spec.nodeName: no node node-9" in r.stderr
+
+
+def test_vrouter_demo_cn2_shapes():
+    """The second example: only CN2 shapes (v3, a NAD network, custom pod networks, a route-target leak, static
+    routes through a router pod, fabric forwarding reached from a host on the fabric as plain IP)."""
+    path = os.path.join(os.path.dirname(D.EXAMPLE), "cn2-shapes.yaml")
+    r = subprocess.run([sys.executable, "-m", "vrouter", "demo", "--json", "--intent", path], capture_output=True,
+                       text=True, timeout=180)
+    out = json.loads(r.stdout)
+    bad = [c for c in out["cells"] if not c["match"]]
+    assert r.returncode == 0 and out["ok"] and not bad, (r.stderr, bad)
+    got = {(c["src"], c["dst"]): c for c in out["cells"]}
+    reached = {k for k, c in got.items() if c["observed"]}
+    assert {("cn2/frontend-1", "cn2/backend-1"), ("cn2/backend-1", "cn2/frontend-1")} <= reached   # one target
+    assert {("cn2/edge-client", "cn2/lab-server"), ("cn2/lab-server", "cn2/edge-client")} <= reached  # via router
+    assert {("fabric/host", "cn2/routable-1"), ("fabric/host", "cn2/routable-2")} <= reached          # plain IP
+    assert ("fabric/host", "cn2/frontend-1") not in reached and ("cn2/edge-client", "cn2/frontend-1") not in reached
+    # the host's traffic reached the pods without a tunnel: node-1 decapsulated nothing from the host, and the
+    # pods of routable are not in any tunnel's VNI route (no encap needed between routable-1 and routable-2)
+    assert got[("fabric/host", "cn2/routable-1")]["observed_what"] == "ok:cn2/routable-1"
+
+
+def test_cn2_shapes_example_passes_check():
+    path = os.path.join(os.path.dirname(D.EXAMPLE), "cn2-shapes.yaml")
+    r = subprocess.run([sys.executable, "-m", "control.agent", "--intent", path, "--check"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("ok:"), (r.stdout, r.stderr)
