@@ -245,9 +245,10 @@ def test_lookup_batch_releases_the_gil(family, impl):
     while not done.is_set():
         ticks.append(time.perf_counter())
     th.join()
-    # Had the C call kept the GIL, this thread could not tick during it: one gap would span most of it.
+    # Had the C call kept the GIL, this thread could not tick at all during it (Python threads only run
+    # while holding it). A count, not a timing: a loaded machine may deschedule this thread for most of the
+    # batch, but it still runs some of the time.
     t0, t1 = span
-    inside = [t0] + [t for t in ticks if t0 < t < t1] + [t1]
-    longest = max(b - a for a, b in zip(inside, inside[1:]))
-    assert longest < 0.5 * (t1 - t0), (f"this thread stood still {1e3 * longest:.0f} ms of a "
-                                       f"{1e3 * (t1 - t0):.0f} ms batch: GIL held?")
+    inside = [t for t in ticks if t0 < t < t1]
+    assert len(inside) >= 3, (f"this thread ticked {len(inside)} times during a {1e3 * (t1 - t0):.0f} ms "
+                              f"batch: GIL held?")

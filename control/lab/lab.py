@@ -402,7 +402,9 @@ class Lab:
                 procs.append((cmd, subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                     stderr=subprocess.PIPE, text=True)))
             results = []
-            deadline = time.monotonic() + timeout + 5
+            # a safety net, not a measurement: each prober gives up after `timeout` by itself; starting a
+            # dozen Python processes at once on a loaded 2-core machine takes seconds
+            deadline = time.monotonic() + timeout + 30
             for cmd, p in procs:
                 try:
                     out, err = p.communicate(timeout=max(deadline - time.monotonic(), 0.1))
