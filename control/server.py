@@ -204,7 +204,7 @@ class ControlServer:
             log.info("control session", extra={"fields": {"agent": b["agent"], "session": b["session"],
                                                           "generation": b["generation"]}})
             return {"instance": self.instance, "version": P.VERSION, "generation": self.completed,
-                    "node": self.backend.node_name()}
+                    "node": self.backend.node_name(), "limits": dict(getattr(self.backend, "limits", dict)())}
         if op == "ping":
             return {"t": time.time(), "instance": self.instance}
         if op == "snapshot_begin":

@@ -151,7 +151,7 @@ class Node:
         c = self.conf
         self._resolve_workers()
         os.makedirs(c.run_dir, exist_ok=True)
-        self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size)
+        self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size, nh_capacity=c.nexthop_capacity)
         self.pools = [_ext.IoPool(POOL_FRAMES) for _ in range(c.workers)]
         try:
             link = self.fabric_link() if c.fabric else None
@@ -438,7 +438,8 @@ class CheckNode(Node):
     def check(self) -> dict:
         """Counts of the operations the configuration compiles to; ConfigError for the first refusal."""
         self._resolve_workers()
-        self.dp = Datapath(workers=1, flow_capacity=min(self.conf.flow_table_size, self.CHECK_FLOWS))
+        self.dp = Datapath(workers=1, flow_capacity=min(self.conf.flow_table_size, self.CHECK_FLOWS),
+                           nh_capacity=self.conf.nexthop_capacity)
         return self._apply_static(self.fabric_link() if self.conf.fabric else None)
 
     def add_tap(self, vid: int, tap: dict, mtu: int, gw4=None, gw6=None) -> None:
