@@ -41,17 +41,32 @@ POOL_FRAMES = 8192          # per worker: rx bursts, TAP queues, AF_XDP fill + c
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, msg, the record's fields (one named like those keys gets a
+    trailing underscore: it never hides them), and for a record with an exception (log.exception) its
+    traceback as "exc" (one string, newlines escaped: still one line)."""
+
+    RESERVED = ("ts", "level", "msg", "exc")
+
     def format(self, r: logging.LogRecord) -> str:
         d = {"ts": round(r.created, 6), "level": r.levelname.lower(), "msg": r.getMessage()}
-        d.update(getattr(r, "fields", {}))
-        return json.dumps(d, sort_keys=False)
+        for k, v in getattr(r, "fields", {}).items():
+            d[f"{k}_" if k in self.RESERVED else k] = v
+        if r.exc_info:
+            d["exc"] = self.formatException(r.exc_info)
+        return json.dumps(d, sort_keys=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
+    """``time level msg k=v ...``; a record with an exception is followed by its traceback, each line
+    indented so that a reader (or grep) sees where the record ends."""
+
     def format(self, r: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in getattr(r, "fields", {}).items())
         t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(r.created)) + f".{int(r.msecs):03d}Z"
-        return f"{t} {r.levelname.lower():5s} {r.getMessage()}" + (f" {fields}" if fields else "")
+        line = f"{t} {r.levelname.lower():5s} {r.getMessage()}" + (f" {fields}" if fields else "")
+        if r.exc_info:
+            line += "\n" + "\n".join("    " + x for x in self.formatException(r.exc_info).splitlines())
+        return line
 
 
 def setup_logging(fmt: str) -> None:
