@@ -150,7 +150,8 @@ DANGLING = [   # (op, body, field): each names something that does not exist
     ("vif_update", {"id": 1, "kind": "virtual", "vrf": 8, "mac": MAC}, "b.vrf"),
     ("label_add", {"label": 100, "nh": 3}, "b.nh"),
     ("vni_add", {"vni": 100, "vrf": 8}, "b.vrf"),
-    ("route_add", dict(P.pack_routes(4, ["10.0.0.0/8", "10.1.0.0/16"], [1, 3]), vrf=1), "b.nhs[1]"),
+    ("route_add", dict(P.pack_routes(4, ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"], [1, 4, 3]), vrf=1),
+     "b.nhs[1]"),                                                # the first route naming an absent one
     ("route_add", dict(P.pack_routes(4, ["10.0.0.0/8"], [1]), vrf=8), "b.vrf"),
     ("policy_set", {"kind": "vrf", "id": 8, "rules": []}, "b.id"),
     ("policy_set", {"kind": "vif", "id": 7, "rules": []}, "b.id"),

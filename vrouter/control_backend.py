@@ -262,10 +262,10 @@ class NodeBackend:
         if beyond.size:
             i = int(beyond[0])
             self._nh_id(int(nhs[i]), f"b.nhs[{i}]")
-        for u in np.unique(nhs):
-            if self.dp.nh.nh(int(u)) is None:
-                i = int(np.flatnonzero(nhs == u)[0])
-                raise _err(P.NOT_FOUND, f"b.nhs[{i}]", f"next hop {int(u)} does not exist")
+        absent = [int(u) for u in np.unique(nhs) if self.dp.nh.nh(int(u)) is None]
+        if absent:
+            i = int(np.flatnonzero(np.isin(nhs, absent))[0])          # the first route naming one
+            raise _err(P.NOT_FOUND, f"b.nhs[{i}]", f"next hop {int(nhs[i])} does not exist")
         try:
             n = self._table(fam).insert_batch(vrf, b["addrs"], b["lens"], nhs)
         except (ValueError, TypeError) as e:
