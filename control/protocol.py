@@ -36,18 +36,23 @@ Error codes
     unsupported_version  "v" is not 1
     unknown_op           "op" is not one of OPS ("field" = "op")
     invalid              the body breaks its op's schema; "field" is its path: "b.vrf", "b.prefixes[2]",
-                         "b.rules[2].dport", "b.tap.pod_mac", "b.addrs[17]" (the first bad route)
-    not_found, in_use, exists   the object is absent / still referenced / already there
+                         "b.rules[2].dport", "b.tap.pod_mac", "b.addrs[17]" (the first bad route); or a
+                         value the node cannot take, such as a next-hop id beyond its table (References)
+    not_found            the object is absent, or one the request refers to is (References): "field"
+                         names the reference ("b.vif", "b.members[1]", "b.nhs[3]")
+    in_use, exists       the object is still referenced / already there
     busy                 the server's queue is full: retry later
     too_large            the payload (or the reply) exceeds MAX_MESSAGE
     stale                the request's generation is older than its session's
-    internal             a bug in the server
+    internal             a bug in the server (the node logs it with its traceback)
     ``ProtocolError(code, field, msg)`` carries one (``str()`` = "code: field: msg").
 
 Ops and bodies ("?" optional: absent or null = the default shown, else null)
     hello           agent str 1..64, session str 1..64, generation int 0..2**63-1
                     reply: {"instance": str (uuid of this vrouter process), "version": 1,
-                            "generation": last completed snapshot generation or 0, "node": str}
+                            "generation": last completed snapshot generation or 0, "node": str,
+                            "limits": {"nexthops": int}} (next-hop ids this node holds: 0..nexthops-1,
+                            node.yaml's node.nexthops, default 65,536, at most 2**24)
     ping, stats, drop_stats                   {}
     snapshot_begin, snapshot_end              generation int 1..2**63-1
     vrf_add         vrf 0..65535, name? str 1..64            vrf_del: vrf
@@ -64,7 +69,8 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
                     normalised: every key present; all but "tap" are NhTable.set_vif's keywords
     vif_del         id
     nh_add, nh_update
-                    id 0..2**24-1, type, and the NhTable.set_nh keywords of that type only (others refused:
+                    id 0..2**24-1 (a node holds 0..limits.nexthops-1), type, and the NhTable.set_nh
+                    keywords of that type only (others refused:
                     "b.vni: not used by type interface"):
                       discard, receive: -
                       interface: vif 0..4095, dmac (any non-zero MAC), smac? (unicast)
@@ -103,6 +109,22 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
     capture_start   vif, snaplen? =65535: copy frames received on / sent to the vif (one vif at a time)
     capture_read    {}: the frames captured since the last read; capture_stop {}
     Reply bodies other than hello's are the server's business; this module does not check them.
+
+References (checked by the node before it changes anything: a request is applied whole or not at all)
+    Every id a body names must exist, else ``not_found`` naming that field:
+      vif_add, vif_update     vrf ("b.vrf"; a fabric vif's vrf is not checked)
+      nh_add, nh_update       interface, tunnel: vif ("b.vif"); ecmp: each member ("b.members[i]");
+                              vrf: vrf ("b.vrf"); nh_update, nh_del: the next hop itself ("b.id")
+      route_add               vrf ("b.vrf"), each next hop ("b.nhs[i]", the first absent one)
+      label_add               nh ("b.nh");   vni_add: vrf ("b.vrf")
+      policy_set              id: the vrf or vif of its kind ("b.id")
+      capture_start           vif ("b.vif")
+    A next-hop id beyond the node's table (>= hello's limits.nexthops, though within the protocol's
+    2**24) is ``invalid`` naming its field, in every op that takes one: nh_add/nh_update/nh_del's id,
+    ecmp members, route_add's nhs, label_add's nh, get's id (table nh). A reference that exists but
+    cannot serve is ``invalid`` too: an ECMP member that is ECMP or the group itself, a tunnel's vif that
+    is not a fabric vif. Deleting what is still referenced is ``in_use`` naming the id: a next hop used
+    by routes, labels or ECMP groups, a vif by next hops, a VRF by vifs, vrf next hops, VNIs or routes.
 
 Python API
     encode_request(op, body, *, session, generation, sequence) -> bytes      (validates; ProtocolError)

@@ -19,6 +19,17 @@ Transport
   gets a clear answer and never grows memory or stalls the datapath (which
   never waits on this thread).
 
+Refusals
+- Every refused request is counted (``counters``: ``errors`` and ``error_<code>``, busy answers as
+  ``busy`` and ``error_busy``; the node exports them as vrouter_control_requests_total{result} and
+  vrouter_control_errors_total{code}).
+- Their log lines are rate-limited per error code (RefusalLog): the first REFUSAL_LOG_BURST (10) of a
+  code in REFUSAL_LOG_INTERVAL (10 s) get a line each ("control refused" code=, op=, field=, error=),
+  the rest one summary line when the interval ends ("control: suppressed K refusals" code=...). So a
+  flood of bad requests costs the log a few lines per code and interval.
+- An ``internal`` answer is a bug: its line carries the traceback (of the backend's exception, or of a
+  schema validator's), rate-limited like the others.
+
 Sync (the agent's restart must not reset the datapath)
 - ``hello`` returns this process's instance id (a new one after a vrouter
   restart: the agent re-pushes) and the last completed snapshot generation.
@@ -45,6 +56,51 @@ log = logging.getLogger("vrouter.control")
 
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 5000
+REFUSAL_LOG_BURST = 10          # refusals of one error code logged one by one per interval ...
+REFUSAL_LOG_INTERVAL = 10.0     # ... of this many seconds; the rest are counted and summed up in one line
+
+
+class RefusalLog:
+    """Rate limit for the log lines of refused requests, per error code, so that a flood of bad requests
+    cannot flood the log: in each ``interval`` (seconds, from the first refusal of that code) the first
+    ``burst`` refusals are logged one by one and the others only counted; when the interval is over, one
+    line "control: suppressed K refusals" (code=..., interval=...) sums them up. The server's counters
+    count every refusal whatever this logs. Used by the server's thread only (no lock)."""
+
+    def __init__(self, logger: logging.Logger, burst: int = REFUSAL_LOG_BURST,
+                 interval: float = REFUSAL_LOG_INTERVAL, clock=time.monotonic):
+        self.log, self.burst, self.interval, self.clock = logger, burst, interval, clock
+        self._windows: dict[str, list] = {}     # code -> [start, logged, suppressed]; codes are few
+
+    def allow(self, code: str) -> bool:
+        """True when this refusal of ``code`` gets its own line."""
+        now = self.clock()
+        w = self._windows.get(code)
+        if w is None or now - w[0] >= self.interval:
+            if w is not None:
+                self._summary(code, w)
+            w = self._windows[code] = [now, 0, 0]
+        if w[1] < self.burst:
+            w[1] += 1
+            return True
+        w[2] += 1
+        return False
+
+    def tick(self) -> None:
+        """The summaries of the intervals that are over (the server's loop calls it)."""
+        now = self.clock()
+        for code in [c for c, w in self._windows.items() if now - w[0] >= self.interval]:
+            self._summary(code, self._windows.pop(code))
+
+    def flush(self) -> None:
+        """Every pending summary now (at stop)."""
+        for code in list(self._windows):
+            self._summary(code, self._windows.pop(code))
+
+    def _summary(self, code: str, w: list) -> None:
+        if w[2]:
+            self.log.warning(f"control: suppressed {w[2]} refusals",
+                             extra={"fields": {"code": code, "logged": w[1], "interval": f"{self.interval:g}s"}})
 
 
 class Backend:
@@ -52,6 +108,7 @@ class Backend:
     anything and raises P.ProtocolError(code, field, msg) to refuse; returns a reply body."""
 
     def node_name(self) -> str: ...
+    def limits(self) -> dict: ...                      # hello's "limits" ({"nexthops": n}); optional
     def apply(self, op: str, body: dict, generation: int | None) -> dict: ...
     def begin(self, generation: int) -> None: ...      # a snapshot starts (an unfinished one is abandoned)
     def sweep(self, generation: int) -> dict: ...
@@ -60,7 +117,8 @@ class Backend:
 class ControlServer:
     def __init__(self, endpoint: str, backend: Backend, *, curve_secret: bytes | None = None,
                  curve_public: bytes | None = None, allowed_keys_dir: str | None = None, backlog: int = 1024,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, refusal_log_burst: int = REFUSAL_LOG_BURST,
+                 refusal_log_interval: float = REFUSAL_LOG_INTERVAL):
         if endpoint.startswith("tcp://") and not (curve_secret and curve_public and allowed_keys_dir):
             raise ValueError("control: a tcp:// endpoint needs CurveZMQ keys (server key pair and the "
                              "directory of allowed client public keys)")
@@ -74,6 +132,7 @@ class ControlServer:
         self.snapshot: int | None = None         # generation of the snapshot in progress
         self.completed = 0                       # last completed snapshot generation
         self.counters = collections.Counter()
+        self.refusal_log = RefusalLog(log, refusal_log_burst, refusal_log_interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._auth = None
@@ -127,6 +186,7 @@ class ControlServer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            self.refusal_log.flush()       # what the last interval suppressed
         if self.sock is not None:
             self.sock.close(linger=0)
             self.sock = None
@@ -156,6 +216,7 @@ class ControlServer:
                     break
                 if len(queue) >= self.backlog:
                     self.counters["busy"] += 1
+                    self.counters[f"error_{P.BUSY}"] += 1
                     self._send(frames[0], P.encode_error(_seq_of(frames[-1]), P.BUSY, None,
                                                          f"control queue full ({self.backlog}); retry later"))
                     continue
@@ -163,6 +224,7 @@ class ControlServer:
             if queue:
                 frames = queue.popleft()
                 self._handle(frames)
+            self.refusal_log.tick()
 
     def _send(self, ident: bytes, payload: bytes) -> None:
         try:
@@ -173,26 +235,42 @@ class ControlServer:
     def _handle(self, frames: list) -> None:
         ident, payload = frames[0], frames[-1]
         if len(frames) != 2:
-            self.counters["errors"] += 1
-            self._send(ident, P.encode_error(0, P.BAD_MESSAGE, None, f"expected one frame, got {len(frames) - 1}"))
+            self._refuse(ident, P.ProtocolError(P.BAD_MESSAGE, None, f"expected one frame, got {len(frames) - 1}",
+                                                seq=0))
             return
         seq = 0
+        op = None
         try:
             req = P.decode_request(payload)
-            seq = req.sequence
+            seq, op = req.sequence, req.op
             body = self._dispatch(req)
             self.counters["ok"] += 1
             self._send(ident, P.encode_reply(seq, body))
         except P.ProtocolError as e:
-            self.counters["errors"] += 1
-            self.counters[f"error_{e.code}"] += 1
-            log.info("control refused", extra={"fields": {"code": e.code, "field": e.field or "-",
-                                                          "msg": e.msg[:200]}})
-            self._send(ident, P.encode_error(seq or e.seq, e.code, e.field, e.msg))
+            if seq:
+                e.seq = seq
+            self._refuse(ident, e, op)
         except Exception as e:  # noqa: BLE001 - a bug must answer, not kill the channel
-            self.counters["internal"] += 1
-            log.exception("control: internal error")
-            self._send(ident, P.encode_error(seq, P.INTERNAL, None, f"{type(e).__name__}: {e}"))
+            err = P.ProtocolError(P.INTERNAL, None, f"{type(e).__name__}: {e}", seq=seq)
+            err.__cause__ = e
+            self._refuse(ident, err, op)
+
+    def _refuse(self, ident: bytes, e: P.ProtocolError, op: str | None = None) -> None:
+        """Answer a refusal: every one is counted (``errors`` and ``error_<code>``: the metrics'
+        vrouter_control_requests_total{result="error"} and vrouter_control_errors_total{code}), the
+        log gets a line for the first few of each code per interval (RefusalLog). An ``internal`` one
+        is a bug: its line carries the traceback."""
+        self.counters["errors"] += 1
+        self.counters[f"error_{e.code}"] += 1
+        if self.refusal_log.allow(e.code):
+            fields = {"code": e.code, "op": op or "-", "field": e.field or "-", "error": e.msg[:200]}
+            if e.code == P.INTERNAL:
+                cause = e.__cause__ or e
+                log.error("control: internal error", exc_info=(type(cause), cause, cause.__traceback__),
+                          extra={"fields": fields})
+            else:
+                log.info("control refused", extra={"fields": fields})
+        self._send(ident, P.encode_error(e.seq, e.code, e.field, e.msg))
 
     def _dispatch(self, req) -> dict:
         op, b = req.op, req.body
@@ -204,7 +282,7 @@ class ControlServer:
             log.info("control session", extra={"fields": {"agent": b["agent"], "session": b["session"],
                                                           "generation": b["generation"]}})
             return {"instance": self.instance, "version": P.VERSION, "generation": self.completed,
-                    "node": self.backend.node_name()}
+                    "node": self.backend.node_name(), "limits": dict(getattr(self.backend, "limits", dict)())}
         if op == "ping":
             return {"t": time.time(), "instance": self.instance}
         if op == "snapshot_begin":

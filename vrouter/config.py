@@ -6,6 +6,8 @@
                                       # core, as many as the fabric has queues (AF_PACKET: 1)
       cpus: [1]                       # pin worker i to cpus[i] (optional)
       flow_table_size: 65536          # flow entries (pairs x 2), fixed at start
+      nexthops: 65536                 # next-hop ids this node holds (0..nexthops-1), fixed at start;
+                                      # 1..16777216 (the protocol's 2**24 ids), 12 bytes each
       router_mac: 00:00:5e:00:01:00   # the gateway MAC every pod sees
       log_format: text                # text | json
       run_dir: /run/vrouter           # stats.json and the control socket live here
@@ -53,6 +55,7 @@ import os
 from dataclasses import dataclass, field
 
 from control import fields as F
+from vrouter.nexthop import NH_DEFAULT_CAPACITY, NH_MAX_CAPACITY   # ext/nexthop.h: node.nexthops' bounds
 
 FABRIC_VIF = 0
 DEFAULT_ROUTER_MAC = "00:00:5e:00:01:00"
@@ -102,6 +105,7 @@ class NodeConf:
     stats_interval: float
     fabric: FabricConf | None
     metrics: str = "127.0.0.1:9100"   # "" = no metrics endpoint; metrics_address() splits it
+    nexthop_capacity: int = NH_DEFAULT_CAPACITY   # node.nexthops: next-hop ids 0..nexthop_capacity-1
     vifs: list[VifConf] = field(default_factory=list)
     nexthops: list[dict] = field(default_factory=list)
     routes: list[dict] = field(default_factory=list)
@@ -185,7 +189,7 @@ def _iface(d, name, where, version):
 
 NODE_FIELDS = ("name", "workers", "cpus", "flow_table_size", "router_mac", "log_format", "run_dir", "control",
                "control_keys",
-               "stats_interval", "metrics")
+               "stats_interval", "metrics", "nexthops")
 FABRIC_FIELDS = ("interface", "io", "xdp_mode", "ip", "ip6", "gateway_mac")
 VIF_FIELDS = ("id", "name", "netns", "vrf", "mac", "ip", "gateway", "ip6", "gateway6", "mtu", "policy", "nh")
 TOP_FIELDS = ("node", "fabric", "vifs", "nexthops", "routes", "labels", "vnis")
@@ -234,6 +238,7 @@ def _parse(doc) -> NodeConf:
         stats_interval=float(interval),
         fabric=None,
         metrics=_metrics(n),
+        nexthop_capacity=_int(n, "nexthops", "node.", 1, NH_MAX_CAPACITY, NH_DEFAULT_CAPACITY),
     )
     f = _section(doc, "fabric", "")
     if f:

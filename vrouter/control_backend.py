@@ -2,9 +2,13 @@
 
 Each op checks what it refers to before it changes anything (a message is
 applied whole or not at all): a route's next hops, a vif's VRF, a label's next
-hop must exist; a next hop still used by a route, a label or an ECMP group, a
-vif still used by a next hop, a VRF still used by a vif, a route or a VNI are
-not deleted. Errors are control.protocol.ProtocolError naming the field.
+hop, a next hop's vif, ECMP members or VRF, a VNI's VRF, a policy's vif or VRF
+must exist (``not_found`` naming the field: "b.members[1]"); a next-hop id must
+fit this node's table (0..node.nexthops-1, ``invalid`` naming the field: the
+protocol allows 2**24 ids, a node holds what it was configured for); a next hop
+still used by a route, a label or an ECMP group, a vif still used by a next
+hop, a VRF still used by a vif, a next hop, a route or a VNI are not deleted
+(``in_use``). Errors are control.protocol.ProtocolError naming the field.
 
 Generations: objects written while a snapshot is in progress are marked with
 its generation; ``sweep(g)`` removes what the agent did not re-push (marked
@@ -46,6 +50,10 @@ class NodeBackend:
     def node_name(self) -> str:
         return self.node.conf.name
 
+    def limits(self) -> dict:
+        """What this node holds beyond the protocol's own ranges (hello's reply "limits")."""
+        return {"nexthops": int(self.dp.nh.capacity)}
+
     # ------------------------------------------------------------------ dispatch
     def apply(self, op: str, body: dict, generation: int | None) -> dict:
         fn = getattr(self, "op_" + op, None)
@@ -59,9 +67,50 @@ class NodeBackend:
         elif (kind, ident) not in self.gen:
             self.gen[(kind, ident)] = -1            # written outside a snapshot: kept until one sweeps it
 
+    # ------------------------------------------------------------------ references (checked before any change)
     def _need_vrf(self, vrf, field):
         if vrf not in self.vrfs:
             raise _err(P.NOT_FOUND, field, f"VRF {vrf} does not exist (vrf_add it first)")
+
+    def _nh_id(self, nid, field):
+        """A next-hop id this node's table holds, else ``invalid`` naming the field."""
+        cap = self.dp.nh.capacity
+        if not 0 <= nid < cap:
+            raise _err(P.INVALID, field, f"next hop {nid} is beyond this node's next-hop table (ids 0..{cap - 1}, "
+                                         f"node.nexthops)")
+        return nid
+
+    def _need_nh(self, nid, field) -> dict:
+        item = self.dp.nh.nh(self._nh_id(nid, field))
+        if item is None:
+            raise _err(P.NOT_FOUND, field, f"next hop {nid} does not exist")
+        return item
+
+    def _need_vif(self, vid, field) -> dict:
+        item = self.dp.nh.vif(vid)
+        if item is None:
+            raise _err(P.NOT_FOUND, field, f"vif {vid} does not exist")
+        return item
+
+    def _nh_refs(self, b):
+        """What an nh_add / nh_update body refers to: its own id in range, its vif, its ECMP members
+        (in range, not itself, existing, not ECMP), its VRF."""
+        self._nh_id(b["id"], "b.id")
+        t = b["type"]
+        if t in ("interface", "tunnel"):
+            self._need_vif(b["vif"], "b.vif")
+        elif t == "vrf":
+            self._need_vrf(b["vrf"], "b.vrf")
+        elif t == "ecmp":
+            for i, m in enumerate(b["members"]):
+                if m is None:
+                    continue
+                f = f"b.members[{i}]"
+                self._nh_id(m, f)
+                if m == b["id"]:
+                    raise _err(P.INVALID, f, f"next hop {m} is the ECMP next hop itself")
+                if self._need_nh(m, f)["type"] == "ecmp":
+                    raise _err(P.INVALID, f, f"next hop {m} is itself ECMP (members cannot be ECMP)")
 
     # ------------------------------------------------------------------ VRFs
     def op_vrf_add(self, b, g):
@@ -75,6 +124,8 @@ class NodeBackend:
         users = [f"vif {i}" for i in self.dp.nh.vifs() if (self.dp.nh.vif(i) or {}).get("vrf") == vrf
                  and (self.dp.nh.vif(i) or {}).get("kind") != "fabric"]
         users += [f"vni {k}" for k, v in self.dp.nh.vnis().items() if v == vrf]
+        users += [f"nh {i}" for i in self.dp.nh.nhs()
+                  if (x := self.dp.nh.nh(i)) is not None and x["type"] == "vrf" and x["vrf"] == vrf]
         n = self.dp.lpm4.count(vrf) + self.dp.lpm6.count(vrf)
         if n:
             users.append(f"{n} routes")
@@ -161,11 +212,11 @@ class NodeBackend:
         return self._nh_set(b, g)
 
     def op_nh_update(self, b, g):
-        if self.dp.nh.nh(b["id"]) is None:
-            raise _err(P.NOT_FOUND, "b.id", f"next hop {b['id']} does not exist")
+        self._need_nh(b["id"], "b.id")
         return self._nh_set(b, g)
 
     def _nh_set(self, b, g):
+        self._nh_refs(b)
         kw = {k: v for k, v in b.items() if k not in ("id", "type")}
         try:
             self.dp.nh.set_nh(b["id"], b["type"], **kw)
@@ -174,7 +225,7 @@ class NodeBackend:
         except KeyError as e:
             raise _err(P.NOT_FOUND, "b", str(e).strip("'\"")) from None
         except (ValueError, TypeError) as e:
-            raise _err(P.INVALID, "b", str(e)) from None
+            raise _err(P.INVALID, _nh_field(e, b["id"]), str(e)) from None
         self._mark("nh", b["id"], g)
 
     def _routes_using(self, nh_id) -> str | None:
@@ -188,8 +239,7 @@ class NodeBackend:
 
     def op_nh_del(self, b, g):
         nid = b["id"]
-        if self.dp.nh.nh(nid) is None:
-            raise _err(P.NOT_FOUND, "b.id", f"next hop {nid} does not exist")
+        self._need_nh(nid, "b.id")
         used = self._routes_using(nid)
         if used:
             raise _err(P.IN_USE, "b.id", f"next hop {nid} in use by {used}")
@@ -207,10 +257,15 @@ class NodeBackend:
         vrf, fam = b["vrf"], b["family"]
         self._need_vrf(vrf, "b.vrf")
         nhs = b["nhs"]
-        for u in np.unique(nhs):
-            if self.dp.nh.nh(int(u)) is None:
-                i = int(np.flatnonzero(nhs == u)[0])
-                raise _err(P.NOT_FOUND, f"b.nhs[{i}]", f"next hop {int(u)} does not exist")
+        cap = self.dp.nh.capacity
+        beyond = np.flatnonzero(nhs >= cap)
+        if beyond.size:
+            i = int(beyond[0])
+            self._nh_id(int(nhs[i]), f"b.nhs[{i}]")
+        absent = [int(u) for u in np.unique(nhs) if self.dp.nh.nh(int(u)) is None]
+        if absent:
+            i = int(np.flatnonzero(np.isin(nhs, absent))[0])          # the first route naming one
+            raise _err(P.NOT_FOUND, f"b.nhs[{i}]", f"next hop {int(nhs[i])} does not exist")
         try:
             n = self._table(fam).insert_batch(vrf, b["addrs"], b["lens"], nhs)
         except (ValueError, TypeError) as e:
@@ -234,8 +289,7 @@ class NodeBackend:
 
     # ------------------------------------------------------------------ labels, VNIs, policy
     def op_label_add(self, b, g):
-        if self.dp.nh.nh(b["nh"]) is None:
-            raise _err(P.NOT_FOUND, "b.nh", f"next hop {b['nh']} does not exist")
+        self._need_nh(b["nh"], "b.nh")
         try:
             self.dp.nh.set_label(b["label"], b["nh"])
         except (ValueError, KeyError) as e:
@@ -268,6 +322,7 @@ class NodeBackend:
                 self._need_vrf(ident, "b.id")
                 self.dp.policy.set_vrf_policy(ident, b["rules"], b.get("default", "pass"))
             else:
+                self._need_vif(ident, "b.id")
                 self.dp.policy.set_vif_policy(ident, b["rules"], b.get("default", "pass"))
         except (ValueError, TypeError) as e:
             raise _err(P.INVALID, "b.rules", str(e)) from None
@@ -311,6 +366,8 @@ class NodeBackend:
             return {"item": _plain(pol)}
         if got is None:
             raise _err(P.INVALID, "b.table", f"get of {t} is not supported")
+        if t == "nh":
+            self._nh_id(i, "b.id")
         item = got(i)
         if item is None:
             raise _err(P.NOT_FOUND, "b.id", f"{t} {i} does not exist")
@@ -444,6 +501,17 @@ class NodeBackend:
 
 
 _SWEEP_ORDER = ["label", "vni", "policy_vrf", "policy_vif", "nh", "vif", "vrf"]
+
+
+def _nh_field(e: Exception, nid: int) -> str:
+    """The body field a next-hop facade error names ("nh 5 members[2]: ..." -> "b.members[2]")."""
+    head = f"nh {nid} "
+    msg = str(e)
+    if msg.startswith(head):
+        name = msg[len(head):].split(":", 1)[0]
+        if name and " " not in name:
+            return f"b.{name}"
+    return "b"
 
 
 def _route_keys(family: int, addrs, lens) -> np.ndarray:

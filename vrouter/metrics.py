@@ -10,18 +10,42 @@ serves, on the same port:
                configuration, workers, control), 503 before that and during stop
 
 Node.start() starts it after the workers; Node.stop() stops it last.
+
+The endpoint holds up against idle and slow clients (any local user can connect): one thread serves
+every connection from a selector; a connection must send its request within READ_TIMEOUT (5 s) of its
+accept and take the answer within WRITE_TIMEOUT (5 s), at most MAX_CONNECTIONS (64) are open at once
+(one more closes the oldest), a request head is at most MAX_REQUEST (8 KiB). Connections closed for
+those reasons are counted: vrouter_metrics_connections_dropped_total{reason="timeout"|"evicted"|
+"bad_request"}.
 """
 from __future__ import annotations
 
+import collections
+import logging
+import selectors
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from email.utils import formatdate
+from http import HTTPStatus
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vrouter.config import FABRIC_VIF, metrics_address
+
+READ_TIMEOUT = 5.0        # seconds a connection has to send its whole request, from its accept
+WRITE_TIMEOUT = 5.0       # seconds it has to take the whole answer
+DRAIN_TIMEOUT = 1.0       # after the answer, how long the server waits for the client to close first
+MAX_CONNECTIONS = 64      # open at once; one more closes the oldest
+MAX_REQUEST = 8192        # bytes of request line and headers
+LISTEN_BACKLOG = 128
+ACCEPT_BURST = 64         # connections accepted per round of the loop
+POLL = 0.2                # seconds: how soon stop() is noticed
+ACCEPT_BACKOFF = 0.05     # seconds to wait after accept() failed (out of file descriptors, ...)
+
+log = logging.getLogger("vrouter.metrics")
 
 
 def _c(name: str, doc: str, labels=()) -> CounterMetricFamily:
@@ -130,87 +154,216 @@ class NodeCollector(Collector):
             yield f
             f = _c("vrouter_control_requests", "Control requests answered, per result.", ["result"])
             f.add_metric(["ok"], counters.get("ok", 0))
-            f.add_metric(["error"], counters.get("errors", 0) + counters.get("internal", 0))
+            f.add_metric(["error"], counters.get("errors", 0))
             f.add_metric(["busy"], counters.get("busy", 0))
             yield f
-            f = _c("vrouter_control_errors", "Control requests refused, per error code.", ["code"])
+            f = _c("vrouter_control_errors", "Control requests refused, per error code (busy included).",
+                   ["code"])
             for code in sorted(P.ERROR_CODES):
-                v = counters.get(f"error_{code}", 0)
-                if code == P.INTERNAL:
-                    v += counters.get("internal", 0)
-                f.add_metric([code], v)
+                f.add_metric([code], counters.get(f"error_{code}", 0))
+            yield f
+
+        # -- this endpoint
+        m = getattr(n, "metrics", None)
+        if m is not None:
+            f = _c("vrouter_metrics_connections_dropped",
+                   "Connections to this endpoint the node closed: too slow (timeout), over the limit of open "
+                   "connections (evicted, the oldest first), or not a GET/HEAD request (bad_request).", ["reason"])
+            for reason in ("timeout", "evicted", "bad_request"):
+                f.add_metric([reason], m.counters.get(reason, 0))
             yield f
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "vrouter-metrics"
-    node = None                    # set per server (a subclass per MetricsServer)
-    registry = None
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            try:
-                body, code, ctype = generate_latest(self.registry), 200, CONTENT_TYPE_LATEST
-            except Exception as e:  # noqa: BLE001 - answer the scrape, never kill the server
-                body, code, ctype = f"collect failed: {type(e).__name__}: {e}\n".encode(), 500, "text/plain"
-        elif path == "/healthz":
-            stopped = [str(getattr(w, "id", i)) for i, w in enumerate(list(self.node.workers)) if not w.running]
-            if not self.node.workers:
-                body, code = b"no workers\n", 503
-            elif stopped:
-                body, code = f"worker {', '.join(stopped)} stopped\n".encode(), 503
-            else:
-                body, code = b"ok\n", 200
-            ctype = "text/plain; charset=utf-8"
-        elif path == "/readyz":
-            body, code = (b"ready\n", 200) if self.node.ready else (b"not ready\n", 503)
-            ctype = "text/plain; charset=utf-8"
-        else:
-            body, code, ctype = b"not found: try /metrics, /healthz or /readyz\n", 404, "text/plain"
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt, *args):   # no access log on stderr (the node's log)
-        pass
+def _answer(node, registry, path: str) -> tuple[int, str, bytes]:
+    """(status, content type, body) for a GET of ``path``."""
+    text = "text/plain; charset=utf-8"
+    if path == "/metrics":
+        try:
+            return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+        except Exception as e:  # noqa: BLE001 - answer the scrape, never kill the server
+            return 500, text, f"collect failed: {type(e).__name__}: {e}\n".encode()
+    if path == "/healthz":
+        stopped = [str(getattr(w, "id", i)) for i, w in enumerate(list(node.workers)) if not w.running]
+        if not node.workers:
+            return 503, text, b"no workers\n"
+        if stopped:
+            return 503, text, f"worker {', '.join(stopped)} stopped\n".encode()
+        return 200, text, b"ok\n"
+    if path == "/readyz":
+        return (200, text, b"ready\n") if node.ready else (503, text, b"not ready\n")
+    return 404, text, b"not found: try /metrics, /healthz or /readyz\n"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _response(status: int, ctype: str, body: bytes, head_only: bool = False, extra: str = "") -> bytes:
+    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: vrouter-metrics\r\n"
+            f"Date: {formatdate(usegmt=True)}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            f"{extra}Connection: close\r\n\r\n")
+    return head.encode("latin-1") + (b"" if head_only else body)
+
+
+class _Conn:
+    """One client connection: reading its request, writing the answer, then draining until the client
+    closes (so that closing never resets an answer the client has not read)."""
+    __slots__ = ("sock", "buf", "out", "state", "deadline", "since")
+
+    def __init__(self, sock, now, timeout):
+        self.sock, self.buf, self.out, self.state = sock, bytearray(), None, "read"
+        self.since, self.deadline = now, now + timeout
 
 
 class MetricsServer:
-    """The HTTP endpoint of one node; start() binds (OSError when it cannot), stop() closes."""
+    """The HTTP endpoint of one node; start() binds (OSError when it cannot), stop() closes.
 
-    def __init__(self, node, address: str):
+    One thread serves every connection from a selector, so an idle or slow client costs a socket and
+    a few bytes, never a thread: each connection must send its request (line and headers, at most
+    ``MAX_REQUEST`` bytes) within ``read_timeout`` seconds of being accepted and take its answer within
+    ``write_timeout``, or it is closed; at most ``max_connections`` are open at once, and one more
+    closes the oldest. So a local user holding hundreds of idle connections delays no scrape. Closed
+    connections are counted per reason (``counters``: timeout, evicted, bad_request) and exported as
+    vrouter_metrics_connections_dropped_total. Answers are HTTP/1.1 with ``Connection: close``."""
+
+    def __init__(self, node, address: str, *, read_timeout: float = READ_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
         self.host, self.port = metrics_address(address)
+        self.node = node
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(NodeCollector(node))
-        self.handler = type("Handler", (_Handler,), {"node": node, "registry": self.registry})
-        self.httpd: _Server | None = None
+        self.read_timeout, self.write_timeout = read_timeout, write_timeout
+        self.max_connections = max_connections
+        self.counters: collections.Counter = collections.Counter()
+        self.conns: dict[socket.socket, _Conn] = {}
+        self.sock: socket.socket | None = None
         self.thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._sel: selectors.BaseSelector | None = None
 
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def start(self) -> None:
-        cls = type("Server", (_Server,), {"address_family": socket.AF_INET6 if ":" in self.host
-                                          else socket.AF_INET})
-        self.httpd = cls((self.host, self.port), self.handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="metrics", daemon=True)
+        s = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((self.host, self.port))
+            s.listen(LISTEN_BACKLOG)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        self.sock, self.port = s, s.getsockname()[1]
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(s, selectors.EVENT_READ)
+        self._stop.clear()
+        self.thread = threading.Thread(target=self._run, name="metrics", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
-        if self.httpd is None:
+        if self.sock is None:
             return
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._stop.set()
         self.thread.join(timeout=5)
-        self.httpd = self.thread = None
+        for c in list(self.conns.values()):
+            self._close(c)
+        self._sel.close()
+        self.sock.close()
+        self.sock = self.thread = self._sel = None
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = min([POLL] + [c.deadline - now for c in self.conns.values()])
+            for key, ev in self._sel.select(max(wait, 0)):
+                if key.fileobj is self.sock:
+                    self._accept()
+                    continue
+                c = self.conns.get(key.fileobj)
+                if c is None:
+                    continue
+                try:
+                    if ev & selectors.EVENT_READ:
+                        self._read(c)
+                    if ev & selectors.EVENT_WRITE and c.sock in self.conns:
+                        self._write(c)
+                except OSError:                     # reset by the peer, ...
+                    self._close(c)
+                except Exception:  # noqa: BLE001 - a bug loses this connection, never the endpoint
+                    log.exception("metrics: request failed")
+                    self._close(c)
+            now = time.monotonic()
+            for c in [c for c in self.conns.values() if c.deadline <= now]:
+                if c.state != "drain":              # draining: the answer is out, the client is slow to close
+                    self.counters["timeout"] += 1
+                self._close(c)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BURST):
+            try:
+                sock, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:                         # EMFILE, ...: try again a little later (not in a busy loop)
+                time.sleep(ACCEPT_BACKOFF)
+                return
+            if len(self.conns) >= self.max_connections:
+                self.counters["evicted"] += 1
+                self._close(min(self.conns.values(), key=lambda c: c.since))
+            sock.setblocking(False)
+            c = _Conn(sock, time.monotonic(), self.read_timeout)
+            self.conns[sock] = c
+            self._sel.register(sock, selectors.EVENT_READ)
+
+    def _read(self, c: _Conn) -> None:
+        data = c.sock.recv(4096)
+        if not data:
+            self._close(c)                          # the client went away (or finished draining)
+            return
+        if c.state != "read":
+            return                                  # more than one request: ignored (Connection: close)
+        c.buf += data
+        end = c.buf.find(b"\r\n\r\n")
+        if end < 0:
+            end = c.buf.find(b"\n\n")
+        if end < 0:
+            if len(c.buf) > MAX_REQUEST:
+                self._reply(c, _response(431, "text/plain", b"request header too large\n"), bad=True)
+            return
+        line = bytes(c.buf[:c.buf.find(b"\n")]).rstrip(b"\r").decode("latin-1")
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self._reply(c, _response(400, "text/plain", b"bad request\n"), bad=True)
+        elif parts[0] not in ("GET", "HEAD"):
+            self._reply(c, _response(405, "text/plain", b"only GET and HEAD\n", extra="Allow: GET, HEAD\r\n"),
+                        bad=True)
+        else:
+            status, ctype, body = _answer(self.node, self.registry, parts[1].split("?", 1)[0])
+            self._reply(c, _response(status, ctype, body, head_only=parts[0] == "HEAD"))
+
+    def _reply(self, c: _Conn, data: bytes, bad: bool = False) -> None:
+        if bad:
+            self.counters["bad_request"] += 1
+        c.state, c.out, c.deadline = "write", memoryview(data), time.monotonic() + self.write_timeout
+        self._sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        self._write(c)
+
+    def _write(self, c: _Conn) -> None:
+        if c.state != "write":
+            return
+        try:
+            n = c.sock.send(c.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        c.out = c.out[n:]
+        if not len(c.out):
+            c.sock.shutdown(socket.SHUT_WR)
+            c.state, c.out, c.deadline = "drain", None, time.monotonic() + DRAIN_TIMEOUT
+            self._sel.modify(c.sock, selectors.EVENT_READ)
+
+    def _close(self, c: _Conn) -> None:
+        self.conns.pop(c.sock, None)
+        try:
+            self._sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        c.sock.close()

@@ -41,17 +41,32 @@ POOL_FRAMES = 8192          # per worker: rx bursts, TAP queues, AF_XDP fill + c
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, msg, the record's fields (one named like those keys gets a
+    trailing underscore: it never hides them), and for a record with an exception (log.exception) its
+    traceback as "exc" (one string, newlines escaped: still one line)."""
+
+    RESERVED = ("ts", "level", "msg", "exc")
+
     def format(self, r: logging.LogRecord) -> str:
         d = {"ts": round(r.created, 6), "level": r.levelname.lower(), "msg": r.getMessage()}
-        d.update(getattr(r, "fields", {}))
-        return json.dumps(d, sort_keys=False)
+        for k, v in getattr(r, "fields", {}).items():
+            d[f"{k}_" if k in self.RESERVED else k] = v
+        if r.exc_info:
+            d["exc"] = self.formatException(r.exc_info)
+        return json.dumps(d, sort_keys=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
+    """``time level msg k=v ...``; a record with an exception is followed by its traceback, each line
+    indented so that a reader (or grep) sees where the record ends."""
+
     def format(self, r: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in getattr(r, "fields", {}).items())
         t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(r.created)) + f".{int(r.msecs):03d}Z"
-        return f"{t} {r.levelname.lower():5s} {r.getMessage()}" + (f" {fields}" if fields else "")
+        line = f"{t} {r.levelname.lower():5s} {r.getMessage()}" + (f" {fields}" if fields else "")
+        if r.exc_info:
+            line += "\n" + "\n".join("    " + x for x in self.formatException(r.exc_info).splitlines())
+        return line
 
 
 def setup_logging(fmt: str) -> None:
@@ -151,7 +166,7 @@ class Node:
         c = self.conf
         self._resolve_workers()
         os.makedirs(c.run_dir, exist_ok=True)
-        self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size)
+        self.dp = Datapath(workers=c.workers, flow_capacity=c.flow_table_size, nh_capacity=c.nexthop_capacity)
         self.pools = [_ext.IoPool(POOL_FRAMES) for _ in range(c.workers)]
         try:
             link = self.fabric_link() if c.fabric else None
@@ -438,7 +453,8 @@ class CheckNode(Node):
     def check(self) -> dict:
         """Counts of the operations the configuration compiles to; ConfigError for the first refusal."""
         self._resolve_workers()
-        self.dp = Datapath(workers=1, flow_capacity=min(self.conf.flow_table_size, self.CHECK_FLOWS))
+        self.dp = Datapath(workers=1, flow_capacity=min(self.conf.flow_table_size, self.CHECK_FLOWS),
+                           nh_capacity=self.conf.nexthop_capacity)
         return self._apply_static(self.fabric_link() if self.conf.fabric else None)
 
     def add_tap(self, vid: int, tap: dict, mtu: int, gw4=None, gw6=None) -> None:

@@ -231,6 +231,9 @@ def test_random_and_mutated_messages_change_nothing(node):
                     "src": "192.0.2.1", "dst": "192.0.2.2", "vni": 7}),
         ("vif_add", {"id": 3, "kind": "virtual", "vrf": 1, "mac": ROUTER_MAC}),
         ("vrf_del", {"vrf": 1}), ("ping", {}))]
+    with C.Client(endpoint(node)) as c:
+        counted = c.call("stats")["control"]
+    log_lines = len(node.text().splitlines())
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
@@ -257,8 +260,14 @@ def test_random_and_mutated_messages_change_nothing(node):
     s.close()
     assert answered >= sent * 0.99, (answered, sent)
     with C.Client(endpoint(node)) as c:
+        now = c.call("stats")["control"]
         c.hello("agent")
         after = (list(c.dump("route", vrf=1)), list(c.dump("nh")), [v["vrf"] for v in c.dump("vrf")])
+    # every message counted once, ok, refused or busy (plus the first stats call: a stats reply does not
+    # count itself), and the refusals' log lines are rate-limited: a few per error code, not 10,000
+    moved = {k: now.get(k, 0) - counted.get(k, 0) for k in ("ok", "errors", "busy")}
+    assert moved["ok"] + moved["errors"] + moved["busy"] == sent + 1, (moved, sent)
+    assert len(node.text().splitlines()) - log_lines < 200, node.text()[-3000:]
     # a mutation may by chance be a wholly valid request (and then applies: it added something), but
     # nothing that was there is gone or changed
     for b, a in zip(before, after):
@@ -326,3 +335,48 @@ def test_zero_loss_while_the_agent_dies_and_resyncs(topo, vrouter):
     for vr in (v1, v2):
         with C.Client(endpoint(vr)) as c:
             assert c.hello("check")["generation"] == 3
+
+
+BEYOND = [   # (op, body, field): next-hop id 70,000 (the protocol allows it; a default node holds 0..65,535)
+    ("nh_add", {"id": 70_000, "type": "discard"}, "b.id"),
+    ("nh_update", {"id": 70_000, "type": "discard"}, "b.id"),
+    ("nh_del", {"id": 70_000}, "b.id"),
+    ("nh_add", {"id": 9, "type": "ecmp", "members": [1, 70_000]}, "b.members[1]"),
+    ("route_add", dict(P.pack_routes(4, ["10.9.0.0/16", "10.8.0.0/16"], [1, 70_000]), vrf=1), "b.nhs[1]"),
+    ("label_add", {"label": 100, "nh": 70_000}, "b.nh"),
+    ("get", {"table": "nh", "id": 70_000}, "b.id"),
+]
+DANGLING = [   # (op, body, field): a reference to something absent
+    ("nh_add", {"id": 9, "type": "interface", "vif": 7, "dmac": "02:00:00:00:00:01"}, "b.vif"),
+    ("nh_add", {"id": 9, "type": "ecmp", "members": [1, 3]}, "b.members[1]"),
+    ("nh_add", {"id": 9, "type": "vrf", "vrf": 8}, "b.vrf"),
+    ("label_add", {"label": 100, "nh": 3}, "b.nh"),
+    ("vni_add", {"vni": 100, "vrf": 8}, "b.vrf"),
+    ("policy_set", {"kind": "vif", "id": 7, "rules": []}, "b.id"),
+]
+
+
+def test_next_hop_ids_beyond_the_table_and_dangling_references_name_their_field(topo, vrouter):
+    n = topo.netns("node")
+    vr = vrouter(n, {"node": {"name": "big"}}, "big")
+    with C.Client(endpoint(vr)) as c:
+        assert c.hello("agent")["limits"] == {"nexthops": 65536}
+        c.call("vrf_add", {"vrf": 1})
+        c.call("nh_add", {"id": 1, "type": "discard"})
+        for code, cases in (("invalid", BEYOND), ("not_found", DANGLING)):
+            for op, body, field in cases:
+                with pytest.raises(C.ControlError) as e:
+                    c.call(op, body)
+                assert (e.value.code, e.value.field) == (code, field), (op, str(e.value))
+        assert [x["id"] for x in c.dump("nh")] == [1] and list(c.dump("route", vrf=1)) == []
+        assert c.call("stats")["control"].get("error_internal", 0) == 0
+    assert "internal error" not in vr.text() and vr.stop() == 0
+    # a node configured for more next hops takes the same ids
+    vr = vrouter(n, {"node": {"name": "bigger", "nexthops": 1 << 17}}, "bigger")
+    with C.Client(endpoint(vr)) as c:
+        assert c.hello("agent")["limits"] == {"nexthops": 1 << 17}
+        c.call("vrf_add", {"vrf": 1})
+        c.call("nh_add", {"id": 70_000, "type": "discard"})
+        assert c.add_routes(1, ["10.9.0.0/16"], [70_000]) == 1
+        assert c.call("route_lookup", {"vrf": 1, "address": "10.9.1.1"})["nh"] == 70_000
+    assert vr.stop() == 0
