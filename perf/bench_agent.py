@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from control.agent import intent as I  # noqa: E402
-from control.agent.agent import diff  # noqa: E402
+from control.node.push import diff  # noqa: E402
 from control.agent.compiler import compile_cluster  # noqa: E402
 
 
