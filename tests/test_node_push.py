@@ -215,3 +215,33 @@ def _mutation(m, w, data):
     if m == "vrf_add":
         return ("vrf_add", {"vrf": vrf, "name": "renamed"})
     return ("vni_add", {"vni": 9999, "vrf": vrf})
+
+
+def test_repairs_are_counted_per_kind_in_the_metrics(vr):
+    import socket
+    import urllib.request
+
+    from control.node import metrics as M
+    ep, b = vr
+    want = _state()
+    p = pusher(ep)
+    try:
+        assert p.sync(want)
+        vrf, prefix = _route(want)
+        FN.apply(b, [("route_del", {"vrf": vrf, "family": 4, "prefixes": [prefix]})])
+        p.audit(want)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        http = M.serve(f"127.0.0.1:{port}", M.PushCollector(lambda: [p]))
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        finally:
+            http.shutdown()
+        assert 'vrouter_agent_audit_repairs_total{kind="route",node="node-1"} 1.0' in text, text
+        assert 'vrouter_agent_audit_repairs_total{kind="vif",node="node-1"} 0.0' in text
+        assert 'vrouter_agent_pushes_total{kind="snapshot",node="node-1"} 1.0' in text
+        assert 'vrouter_agent_audits_total{node="node-1"} 1.0' in text
+        assert 'vrouter_agent_in_sync{node="node-1"} 1.0' in text
+    finally:
+        p.close()
