@@ -9,7 +9,8 @@ The canonical value keeps only what both forms hold, in one spelling: ids and nu
 case, addresses and prefixes as ``ipaddress`` prints them, lists that are sets sorted. A kind's digest is
 ``digest(entries)``: SHA-256 over the entries sorted by key, as compact JSON.
 
-Kinds (KINDS): vrf, vif (with its device: ``tap``), nh, label, vni, policy, route. Routes are digested per
+Kinds (KINDS): vrf, vif (with its device: ``tap``), nh, label, vni, policy (its rule list as a digest of
+its own), route. Routes are digested per
 table (VRF and family) from packed columns, as the LPM dump gives them (sorted by address, then length):
 ``route_table_digest(family, addrs, lens, nhs)``; the kind's digest is ``digest`` over the tables' digests
 keyed "vrf/family". Objects the node's own configuration made (node.yaml, generation STATIC) are outside
@@ -17,9 +18,12 @@ every digest: an agent never owns them.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
+
+import msgpack
 
 KINDS = ("vrf", "vif", "nh", "label", "vni", "policy", "route")
 TABLE_KINDS = KINDS[:-1]
@@ -35,8 +39,18 @@ NH_FIELDS = {
 RULE_FIELDS = ("id", "src", "dst", "proto", "sport", "dport", "direction", "action", "log")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _net(x: str):
+    return ipaddress.ip_network(x)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _net_text(x: str) -> str:
+    return str(_net(x))
+
+
 def _prefixes(xs) -> list[str]:
-    nets = [ipaddress.ip_network(x) for x in xs or ()]
+    nets = [_net(x) for x in xs or ()]
     return [str(n) for n in sorted(nets, key=lambda n: (n.version, n.network_address, n.prefixlen))]
 
 
@@ -92,9 +106,26 @@ def entry(kind: str, obj: dict) -> tuple[str, list]:
     if kind == "vni":
         return str(obj["vni"]), [int(obj["vni"]), int(obj["vrf"])]
     if kind == "policy":
-        rules = [[_rule_field(k, r.get(k)) for k in RULE_FIELDS] for r in obj["rules"]]
-        return f"{obj['kind']}/{obj['id']}", [obj["kind"], int(obj["id"]), obj.get("default") or "pass", rules]
+        return f"{obj['kind']}/{obj['id']}", [obj["kind"], int(obj["id"]), obj.get("default") or "pass",
+                                              _rules(obj["rules"])]
     raise ValueError(f"no canonical form for kind {kind!r}")
+
+
+_RULES: dict[bytes, str] = {}
+
+
+def _rules(rules) -> str:
+    """A rule list's digest: SHA-256 of its rules in canonical form (each RULE_FIELDS, defaults filled in),
+    as compact JSON. Remembered by the list's msgpack bytes, since every pod a NetworkPolicy selects has
+    the same list (the cache is dropped whole when it grows past 4,096 lists)."""
+    key = msgpack.packb(rules, use_bin_type=True)
+    got = _RULES.get(key)
+    if got is None:
+        if len(_RULES) >= 4096:
+            _RULES.clear()
+        canon = [[_rule_field(k, r.get(k)) for k in RULE_FIELDS] for r in rules]
+        got = _RULES[key] = hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()[:32]
+    return got
 
 
 _RULE_DEFAULTS = {"src": "any", "dst": "any", "proto": "any", "sport": "any", "dport": "any",
@@ -105,7 +136,7 @@ def _rule_field(k, x):
     if x is None:
         x = _RULE_DEFAULTS.get(k)
     if k in ("src", "dst") and x != "any":
-        return str(ipaddress.ip_network(x))
+        return _net_text(x)
     if k in ("sport", "dport") and isinstance(x, (list, tuple)):
         return [int(x[0]), int(x[1])]
     if k == "proto" and isinstance(x, str):

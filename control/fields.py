@@ -16,6 +16,7 @@ mapping is refused (PyYAML keeps the last one silently), naming the line.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -210,6 +211,13 @@ def address(path, v, version: int | None = None, *, unicast: bool = False) -> IP
     return a
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_network(s: str) -> IPNetwork:
+    """ip_network(s, strict) of a string, remembered: a rule list or a node's state names the same
+    prefixes many times (a refusal raises ValueError each time; only results are kept)."""
+    return ipaddress.ip_network(s, strict=True)
+
+
 def network(path, v, version: int | None = None) -> IPNetwork:
     """A CIDR prefix (string or ip_network) with its host bits zero: '10.1.2.0/24' is one, '10.1.2.3/24'
     is refused, never normalised."""
@@ -218,7 +226,7 @@ def network(path, v, version: int | None = None) -> IPNetwork:
     else:
         s = _text(path, v, "a CIDR prefix like '10.0.0.0/8'", True)
         try:
-            net = ipaddress.ip_network(s, strict=True)
+            net = _parse_network(s)
         except ValueError as e:
             raise FieldError(path, f"invalid prefix {s!r} ({e})") from None
     _no_mapped(path, net.network_address, net)

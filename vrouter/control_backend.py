@@ -452,7 +452,7 @@ class NodeBackend:
             objs = [{"vni": k, "vrf": v} for k, v in nh.vnis().items() if mine("vni", k)]
         else:
             objs = [p for (k, i), p in self.policies.items() if mine(f"policy_{k}", i)]
-        return dict(D.entry(kind, _plain(o)) for o in objs)
+        return dict(D.entry(kind, o if kind == "policy" else _plain(o)) for o in objs)   # policies: plain already
 
     # ------------------------------------------------------------------ sweep
     def begin(self, generation: int) -> None:
