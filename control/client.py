@@ -86,8 +86,9 @@ def load_curve(keys_dir: str, name: str = "client") -> dict:
 
 class _Base:
     def __init__(self, endpoint: str, *, session: str | None = None, generation: int = 0, timeout: float = 5.0,
-                 retries: int = 2, curve: dict | None = None):
+                 retries: int = 2, curve: dict | None = None, ops: dict | None = None):
         self.endpoint = endpoint
+        self.ops = ops                  # another channel's op table (control/node/channel.py); None: the vrouter's
         self.session = session or uuid.uuid4().hex[:16]
         self.generation = generation
         self.timeout = timeout
@@ -100,7 +101,7 @@ class _Base:
         seq = next(self._seq)
         try:
             return seq, P.encode_request(op, body or {}, session=self.session, generation=self.generation,
-                                         sequence=seq)
+                                         sequence=seq, ops=self.ops)
         except P.ProtocolError as e:
             raise_for(e)
 

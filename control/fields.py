@@ -16,6 +16,7 @@ mapping is refused (PyYAML keeps the last one silently), naming the line.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -215,10 +216,17 @@ def address(path, v, version: int | None = None, *, unicast: bool = False) -> IP
     return a
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_network(s: str) -> IPNetwork:
+    """ip_network(s, strict) of a string, remembered: a rule list or a node's state names the same
+    prefixes many times (a refusal raises ValueError each time; only results are kept)."""
+    return ipaddress.ip_network(s, strict=True)
+
+
 def network(path, v, version: int | None = None) -> IPNetwork:
     """A CIDR prefix (string or ip_network) with its host bits zero: '10.1.2.0/24' is one, '10.1.2.3/24'
     is refused, never normalised."""
-    net = _parse_ip(path, v, (ipaddress.IPv4Network, ipaddress.IPv6Network), ipaddress.ip_network,
+    net = _parse_ip(path, v, (ipaddress.IPv4Network, ipaddress.IPv6Network), _parse_network,
                     "a CIDR prefix like '10.0.0.0/8'", True, lambda s, e: f"invalid prefix {s!r} ({e})")
     _no_mapped(path, net.network_address, net)
     if version is not None and net.version != version:

@@ -37,6 +37,19 @@ def make(directory: str, clients=("client",)) -> dict:
     return made
 
 
+def load_server(directory: str) -> dict:
+    """A server's CurveZMQ keys from a directory made by make(): its pair and the directory of the
+    clients it lets in, as control.server.Server's keywords. ValueError names the file that is wrong."""
+    path = os.path.join(directory, "server.key_secret")
+    try:
+        pub, sec = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    if not pub or not sec:
+        raise ValueError(f"{path} has no secret key (python -m control.keys makes one)")
+    return {"curve_public": pub, "curve_secret": sec, "allowed_keys_dir": os.path.join(directory, "clients")}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m control.keys", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

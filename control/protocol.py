@@ -99,15 +99,21 @@ Ops and bodies ("?" optional: absent or null = the default shown, else null)
                     "vrf"|"vif" for table policy only
     dump            table "vif"|"nh"|"label"|"vni"|"vrf"|"route"|"flow"|"policy", cursor? int|bytes|null
                     =null (the start), limit? 1..10000 =1000; table route only: vrf (required), family? =4
-                    (others normalise both to null). Convention for the reply: {"items": [...],
+                    (others normalise both to null); static? bool =true (false: leave out what the node's
+                    own configuration made, generation STATIC). Convention for the reply: {"items": [...],
                     "cursor": where to go on, null at the end}; a route page uses the columns of route_add
-                    instead of items.
+                    instead of items. A label item is {label, nh}, a VNI item {vni, vrf}.
     flow_delete     {"all": true}, or one flow's key: vrf, proto ("tcp"|"udp"|"icmp"|"icmp6"|0..255),
                     src, dst (same family), sport? =0, dport? =0 (ICMP: identifier, type)
     trace           vif 0..4095, frame bytes 14..9000
     route_lookup    vrf, address (IPv4 or IPv6): the route that matches and its next hop
     capture_start   vif, snaplen? =65535: copy frames received on / sent to the vif (one vif at a time)
     capture_read    {}: the frames captured since the last read; capture_stop {}
+    digest          kinds? list of "vrf"|"vif"|"nh"|"label"|"vni"|"policy"|"route" =null (all): the tables'
+                    digests in control/digest.py's canonical form, computed from the tables themselves
+                    (routes from the LPM dumps), leaving out what the node's configuration made; reply:
+                    {"digests": {kind: hex}, "counts": {kind: objects}, "routes": {"vrf/family": hex}}
+                    ("routes": every non-empty route table, when route is asked for)
     Reply bodies other than hello's are the server's business; this module does not check them.
 
 References (checked by the node before it changes anything: a request is applied whole or not at all)
@@ -133,6 +139,8 @@ Python API
     encode_reply(seq, body=None) -> bytes; encode_error(seq, code, field, msg) -> bytes
     decode_reply(payload) -> Reply(seq, ok, body, error); Reply.result() = body or raise error
     validate_body(op, body) -> normalised body; OPS = {op: validator(body, path="b")}
+    Another channel on the same envelope (control/node/channel.py) passes its own op table as ``ops=`` to
+    encode_request, decode_request and validate_body.
     pack_routes(family, prefixes, nhs=None, *, vrf=None) -> wire body; unpack_routes(body) -> [(prefix, nh)]
 """
 from __future__ import annotations
@@ -145,6 +153,7 @@ import msgpack
 import numpy as np
 
 from control import fields as F
+from control.digest import KINDS as DIGEST_KINDS
 
 __all__ = ["VERSION", "MAX_MESSAGE", "MAX_ROUTES", "ERROR_CODES", "OPS", "ProtocolError", "Request", "Reply",
            "encode_request", "decode_request", "encode_reply", "encode_error", "decode_reply", "validate_body",
@@ -601,7 +610,7 @@ OPS: dict[str, Callable[..., dict]] = {
                 "kind": (_KIND, None)}, _get_post),
     "dump": _op({"table": (_enum("vif", "nh", "label", "vni", "vrf", "route", "flow", "policy"), REQ),
                  "cursor": (_cursor, None), "limit": (_int(1, 10000), 1000), "vrf": (VRF, None),
-                 "family": (_enum(4, 6), None)}, _dump_post),
+                 "family": (_enum(4, 6), None), "static": (_bool, True)}, _dump_post),
     "flow_delete": _op({"all": (_bool, None), "vrf": (VRF, None), "proto": (_proto(False), None),
                         "src": (_addr(unicast=False), None), "dst": (_addr(unicast=False), None),
                         "sport": (PORT, None), "dport": (PORT, None)}, _flow_post),
@@ -609,13 +618,14 @@ OPS: dict[str, Callable[..., dict]] = {
     "route_lookup": _op({"vrf": (VRF, REQ), "address": (_addr(None, unicast=False), REQ)}),
     "capture_start": _op({"vif": (VIF_ID, REQ), "snaplen": (_int(1, 65535), 65535)}),
     "capture_read": _op({}), "capture_stop": _op({}),
+    "digest": _op({"kinds": (_list(_enum(*DIGEST_KINDS), 1, len(DIGEST_KINDS)), None)}),
 }
 
 
-def validate_body(op: str, body) -> dict:
+def validate_body(op: str, body, ops: dict | None = None) -> dict:
     """The op's body checked and normalised (defaults filled; routes as numpy); ProtocolError("invalid",
-    "b.<path>", why) or ("unknown_op", "op", ...)."""
-    check = OPS.get(op) if isinstance(op, str) else None
+    "b.<path>", why) or ("unknown_op", "op", ...). ``ops``: another channel's op table (default OPS)."""
+    check = (OPS if ops is None else ops).get(op) if isinstance(op, str) else None
     if check is None:
         raise ProtocolError(UNKNOWN_OP, "op", f"unknown op {_show(op)}")
     return check(body)
@@ -685,17 +695,18 @@ def _check_envelope(m):
         raise ProtocolError(BAD_MESSAGE, "op", f"must be a string, got {_show(m['op'])}")
 
 
-def encode_request(op: str, body: dict, *, session: str, generation: int, sequence: int) -> bytes:
+def encode_request(op: str, body: dict, *, session: str, generation: int, sequence: int,
+                   ops: dict | None = None) -> bytes:
     """A request payload; the body is validated first (ProtocolError as decode_request would raise)."""
     m = {"v": VERSION, "s": session, "g": generation, "q": sequence, "op": op, "b": body}
     _check_envelope(m)
-    validate_body(op, body)
+    validate_body(op, body, ops)
     return _pack(m, "b")
 
 
-def decode_request(payload) -> Request:
+def decode_request(payload, ops: dict | None = None) -> Request:
     """A request from its payload, body normalised; raises ProtocolError and nothing else, with .seq set
-    once the request's q could be read."""
+    once the request's q could be read. ``ops``: another channel's op table (default OPS)."""
     m = _unpack(payload)
     if not isinstance(m, dict):
         raise ProtocolError(BAD_MESSAGE, None, f"an envelope is a map, got {_show(m)}")
@@ -703,7 +714,7 @@ def decode_request(payload) -> Request:
     try:
         _version(m)
         _check_envelope(m)
-        body = validate_body(m["op"], m["b"])
+        body = validate_body(m["op"], m["b"], ops)
         return Request(VERSION, m["s"], m["g"], m["q"], m["op"], body)
     except ProtocolError as e:
         e.seq = seq

@@ -1,5 +1,10 @@
 """The control channel's server: a ZeroMQ ROUTER socket inside the vrouter.
 
+``Server`` is the channel itself, for any op table on control.protocol's envelope: the socket, its
+thread, the bounded backlog, typed error answers, and replies a handler may hold back (``Held``: the
+cluster agent's long poll, control/node/channel.py). ``ControlServer`` is the vrouter's: sessions,
+generations and snapshots over the node's ``Backend``.
+
 One thread owns the socket and is the single writer of the node's tables: it
 decodes a request (control.protocol validates the envelope and the body's
 schema), hands it to the backend the node gave it (``Backend``: the only way
@@ -114,29 +119,51 @@ class Backend:
     def sweep(self, generation: int) -> dict: ...
 
 
-class ControlServer:
-    def __init__(self, endpoint: str, backend: Backend, *, curve_secret: bytes | None = None,
+class Held:
+    """A reply the handler holds back: ``ready(final)`` gives the reply body once there is one (None:
+    not yet); it is asked again whenever the server is notified (``Server.notify``) and at least every
+    100 ms, and once more with ``final=True`` at ``deadline`` (time.monotonic()), when it must answer."""
+
+    def __init__(self, ready, deadline: float):
+        self.ready, self.deadline = ready, deadline
+
+
+class Server:
+    """A ROUTER socket answering requests of the op table ``ops`` (control.protocol's envelope and
+    codec) with ``handler(request) -> reply body | Held``; a P.ProtocolError it raises is the answer."""
+
+    def __init__(self, endpoint: str, handler, *, ops: dict | None = None, curve_secret: bytes | None = None,
                  curve_public: bytes | None = None, allowed_keys_dir: str | None = None, backlog: int = 1024,
-                 context: zmq.Context | None = None, refusal_log_burst: int = REFUSAL_LOG_BURST,
-                 refusal_log_interval: float = REFUSAL_LOG_INTERVAL):
+                 context: zmq.Context | None = None, name: str = "control",
+                 refusal_log_burst: int = REFUSAL_LOG_BURST, refusal_log_interval: float = REFUSAL_LOG_INTERVAL):
         if endpoint.startswith("tcp://") and not (curve_secret and curve_public and allowed_keys_dir):
-            raise ValueError("control: a tcp:// endpoint needs CurveZMQ keys (server key pair and the "
+            raise ValueError(f"{name}: a tcp:// endpoint needs CurveZMQ keys (server key pair and the "
                              "directory of allowed client public keys)")
         self.endpoint = endpoint
-        self.backend = backend
+        self.handler = handler
+        self.ops = ops
+        self.name = name
         self.backlog = backlog
         self.instance = str(uuid.uuid4())
         self.ctx = context or zmq.Context.instance()
         self.curve = (curve_secret, curve_public, allowed_keys_dir)
-        self.sessions: dict[str, int] = {}       # session -> its generation
-        self.snapshot: int | None = None         # generation of the snapshot in progress
-        self.completed = 0                       # last completed snapshot generation
         self.counters = collections.Counter()
         self.refusal_log = RefusalLog(log, refusal_log_burst, refusal_log_interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._auth = None
         self.sock: zmq.Socket | None = None
+        self._held: list[tuple[bytes, int, Held]] = []
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    def notify(self) -> None:
+        """Have the held replies asked again now (from any thread)."""
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass          # a wake-up is pending already (or the server is closed)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -178,9 +205,9 @@ class ControlServer:
             os.chmod(path, 0o600)
         else:
             s.bind(self.endpoint)
-        self._thread = threading.Thread(target=self._run, name="control", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
-        log.info("control listening", extra={"fields": {"endpoint": self.endpoint, "instance": self.instance}})
+        log.info(f"{self.name} listening", extra={"fields": {"endpoint": self.endpoint, "instance": self.instance}})
 
     def stop(self) -> None:
         self._stop.set()
@@ -198,15 +225,30 @@ class ControlServer:
                 os.unlink(self.endpoint[len("ipc://"):])
             except OSError:
                 pass
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
         queue: collections.deque = collections.deque()
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         while not self._stop.is_set():
             if not queue:
-                if not poller.poll(100):
+                events = dict(poller.poll(100))
+                if self._wake_r in events:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                if self._held:
+                    self._answer_held()
+                if self.sock not in events:
                     continue
             # drain what arrived; beyond the backlog answer busy at once
             while True:
@@ -241,9 +283,15 @@ class ControlServer:
         seq = 0
         op = None
         try:
-            req = P.decode_request(payload)
+            req = P.decode_request(payload, self.ops)
             seq, op = req.sequence, req.op
-            body = self._dispatch(req)
+            body = self.handler(req)
+            if isinstance(body, Held):
+                if len(self._held) >= self.backlog:
+                    raise P.ProtocolError(P.BUSY, None, f"{len(self._held)} replies held; retry later")
+                self._held.append((ident, seq, body))
+                self._answer_held()
+                return
             self.counters["ok"] += 1
             self._send(ident, P.encode_reply(seq, body))
         except P.ProtocolError as e:
@@ -266,11 +314,46 @@ class ControlServer:
             fields = {"code": e.code, "op": op or "-", "field": e.field or "-", "error": e.msg[:200]}
             if e.code == P.INTERNAL:
                 cause = e.__cause__ or e
-                log.error("control: internal error", exc_info=(type(cause), cause, cause.__traceback__),
+                log.error(f"{self.name}: internal error", exc_info=(type(cause), cause, cause.__traceback__),
                           extra={"fields": fields})
             else:
                 log.info("control refused", extra={"fields": fields})
         self._send(ident, P.encode_error(e.seq, e.code, e.field, e.msg))
+
+    def _answer_held(self) -> None:
+        now, keep = time.monotonic(), []
+        for ident, seq, h in self._held:
+            try:
+                body = h.ready(now >= h.deadline)
+                if body is None and now >= h.deadline:
+                    raise RuntimeError("a held reply gave nothing at its deadline")
+            except P.ProtocolError as e:
+                e.seq = seq
+                self._refuse(ident, e)
+                continue
+            except Exception as e:  # noqa: BLE001 - a bug must answer, not kill the channel
+                err = P.ProtocolError(P.INTERNAL, None, f"{type(e).__name__}: {e}", seq=seq)
+                err.__cause__ = e
+                self._refuse(ident, err)
+                continue
+            if body is None:
+                keep.append((ident, seq, h))
+            else:
+                self.counters["ok"] += 1
+                self._send(ident, P.encode_reply(seq, body))
+        self._held = keep
+
+
+class ControlServer(Server):
+    """The vrouter's control server: hello, sessions and their generations, snapshots; every other op
+    goes to the node's ``Backend``."""
+
+    def __init__(self, endpoint: str, backend: Backend, **kw):
+        super().__init__(endpoint, self._dispatch, **kw)
+        self.backend = backend
+        self.sessions: dict[str, int] = {}       # session -> its generation
+        self.snapshot: int | None = None         # generation of the snapshot in progress
+        self.completed = 0                       # last completed snapshot generation
 
     def _dispatch(self, req) -> dict:
         op, b = req.op, req.body

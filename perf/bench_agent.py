@@ -9,6 +9,9 @@
   recompile_s         compile_cluster with the previous allocations (the agent's every round)
   diff_same_ms        diff of one node's state with itself (what a quiet round costs per node)
   diff_pod_ms         one pod added: the diff on its node, and how many ops it is (diff_pod_ops)
+  digest_ms           the audit's digests of one node's desired state (control/node/state.py), computed
+                      once per state the node is given
+  wire_ms             one node's state to its wire form and back (what a node agent is sent and checks)
   routes, nexthops    totals over the nodes
 Medians of --runs runs.
 """
@@ -23,7 +26,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from control.agent import intent as I  # noqa: E402
-from control.agent.agent import diff  # noqa: E402
+from control.node import state as S  # noqa: E402
+from control.node.push import diff  # noqa: E402
 from control.agent.compiler import compile_cluster  # noqa: E402
 
 
@@ -89,6 +93,12 @@ def one_run(a) -> dict:
     ops = diff(c.nodes[node], c3.nodes[node])
     out["diff_pod_ms"] = (time.perf_counter() - t0) * 1e3
     out["diff_pod_ops"] = len(ops)
+    t0 = time.perf_counter()
+    S.digests(st)
+    out["digest_ms"] = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    assert S.from_wire(S.to_wire(st), control=st.control) == st
+    out["wire_ms"] = (time.perf_counter() - t0) * 1e3
     out["routes"] = sum(len(t) for s in c.nodes.values() for t in s.routes.values())
     out["nexthops"] = sum(len(s.nhs) for s in c.nodes.values())
     return out

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent_strategies import IntentSpec, PodSpec, VNSpec, spec_pairs
-from control.agent.agent import diff
+from control.node.push import diff
 from control.agent.compiler import FABRIC_VIF, NodeState, compile_cluster
 from control.agent.intent import load
 

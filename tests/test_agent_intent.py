@@ -407,7 +407,8 @@ BROKEN = [
     ("np-empty-peer", NP + "  ingress: [{from: [{}]}]\n", "needs podSelector", "spec.ingress[0].from[0]"),
     ("node-fabric-dup", NODE + "spec: {fabricAddress: 192.0.2.1, control: x}\n",
      "192.0.2.1 already used by Node n1", "spec.fabricAddress"),
-    ("node-no-control", NODE + "spec: {fabricAddress: 192.0.2.9}\n", "missing", "spec.control"),
+    ("node-control-not-text", NODE + "spec: {fabricAddress: 192.0.2.9, control: 5}\n", "must be a non-empty string",
+     "spec.control"),
     ("node-bad-address", NODE + "spec: {fabricAddress: 192.0.2, control: x}\n", "not an IP address", "spec.fabricAddress"),
     ("node-bad-mac", NODE + "spec: {fabricAddress: 192.0.2.9, control: x, fabricMac: 02:00}\n", "must be a MAC like",
      "spec.fabricMac"),
@@ -428,6 +429,14 @@ def test_broken_manifests(doc, text, fld):
 def test_base_is_valid():
     it = load([("t.yaml", BASE)])
     assert it.pods[("ns", "p0")].fixed_ips == {("ns", "vn"): [ip("10.0.0.9")]}
+
+
+def test_a_node_without_control_is_served_to_its_node_agent():
+    """spec.control is optional: without it the cluster agent serves the node's state to its node agent."""
+    it = load([("t.yaml", BASE + "---\n" + NODE + "spec: {fabricAddress: 192.0.2.9}\n")])
+    assert it.nodes["x"].control is None
+    from control.agent.compiler import compile_cluster
+    assert compile_cluster(it).nodes["x"].control is None
 
 
 def test_bad_yaml_names_file_and_line():

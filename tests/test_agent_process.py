@@ -62,3 +62,28 @@ def test_refused_intent_keeps_the_last_good_one(tmp_path):
         assert a.compile() and a.intent_error is None
     finally:
         a.close()
+
+
+def test_the_node_agent_subcommand_refuses_bad_arguments(capsys):
+    import pytest
+
+    from control.agent.agent import main
+    for argv, why in ((["node", "--cluster", "ipc:///x"], "--node"),
+                      (["node", "--node", "n1", "--cluster", "tcp://127.0.0.1:7001"], "needs CurveZMQ client keys"),
+                      (["node", "--node", "n1", "--cluster", "http://x"], "must be ipc://PATH or tcp://HOST:PORT"),
+                      (["node", "--node", "n1", "--cluster", "ipc:///x", "--audit-interval", "-1"], "--audit-interval"),
+                      (["--intent", "x", "--listen", "tcp://127.0.0.1:7002"], "--listen-keys")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and why in capsys.readouterr().err, argv
+
+
+def test_check_says_how_each_node_is_programmed(tmp_path, capsys):
+    from control.agent.agent import main
+    write_intent(tmp_path)
+    text = (tmp_path / "intent.yaml").read_text()
+    (tmp_path / "intent.yaml").write_text(text.replace(f', control: "ipc://{tmp_path / "none-2.sock"}"', ""))
+    assert main(["--intent", str(tmp_path), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert f"n1: 1 VRFs, 1 vifs, 1 next hops, 1 routes, 0 policies; pushed to ipc://{tmp_path}/none-1.sock" in out
+    assert "n2: 0 VRFs, 0 vifs, 0 next hops, 0 routes, 0 policies; served to its node agent" in out, out

@@ -150,7 +150,7 @@ def get_bodies(draw):
 def dump_bodies(draw):
     table = draw(st.sampled_from(["vif", "nh", "label", "vni", "vrf", "route", "flow", "policy"]))
     opt = {"cursor": st.none() | st.integers(0, 2 ** 64 - 1) | st.binary(max_size=256),
-           "limit": st.integers(1, 10000)}
+           "limit": st.integers(1, 10000), "static": st.booleans()}
     req = {"table": st.just(table)}
     if table == "route":
         req["vrf"] = vrfs
@@ -187,6 +187,8 @@ BODIES = {
     "trace": fd(vif=vif_ids, frame=st.binary(min_size=14, max_size=9000)),
     "capture_start": fd(vif=vif_ids, snaplen=st.integers(1, 65535)), "capture_read": fd(),
     "capture_stop": fd(),
+    "digest": st.fixed_dictionaries({}, optional={"kinds": st.lists(st.sampled_from(
+        ["vrf", "vif", "nh", "label", "vni", "policy", "route"]), min_size=1, max_size=7)}),
     "route_lookup": fd(vrf=vrfs, address=st.ip_addresses().map(str)
                        .filter(lambda a: ipaddress.ip_address(a).version == 4 or
                                ipaddress.ip_address(a).ipv4_mapped is None)),
@@ -289,9 +291,10 @@ def test_nh_defaults_per_type():
 
 def test_other_defaults():
     assert validate_body("dump", {"table": "route", "vrf": 3}) == \
-        {"table": "route", "cursor": None, "limit": 1000, "vrf": 3, "family": 4}
+        {"table": "route", "cursor": None, "limit": 1000, "vrf": 3, "family": 4, "static": True}
     assert validate_body("dump", {"table": "flow", "cursor": 7}) == \
-        {"table": "flow", "cursor": 7, "limit": 1000, "vrf": None, "family": None}
+        {"table": "flow", "cursor": 7, "limit": 1000, "vrf": None, "family": None, "static": True}
+    assert validate_body("digest", {}) == {"kinds": None}
     assert validate_body("flow_delete", {"vrf": 1, "proto": "icmp", "src": "10.0.0.1", "dst": "10.0.0.2"}) == \
         {"vrf": 1, "proto": "icmp", "src": "10.0.0.1", "dst": "10.0.0.2", "sport": 0, "dport": 0}
     assert validate_body("flow_delete", {"all": True}) == {"all": True}
@@ -331,6 +334,7 @@ GOOD = {
     "trace": {"vif": 2, "frame": bytes(64)},
     "route_lookup": {"vrf": 1, "address": "10.2.0.5"},
     "capture_start": {"vif": 1}, "capture_read": {}, "capture_stop": {},
+    "digest": {"kinds": ["route", "vif"]},
 }
 TUNNEL = {"id": 11, "type": "tunnel", "vif": 1, "dmac": "02:00:00:00:00:fe", "src": "192.0.2.1",
           "dst": "192.0.2.7", "vni": 5005}
@@ -474,6 +478,8 @@ BAD = [
     bad("route_lookup", "b.address", address=None),
     bad("capture_start", "b.vif", vif=5000), bad("capture_start", "b.snaplen", snaplen=0),
     bad("capture_read", "b.x", x=1), bad("capture_stop", "b.x", x=1),
+    bad("dump", "b.static", static="no"), bad("digest", "b.kinds[1]", kinds=["route", "flow"]),
+    bad("digest", "b.kinds", kinds=[]), bad("digest", "b.kinds", kinds="route"),
 ]
 
 

@@ -24,6 +24,7 @@ import logging
 
 import numpy as np
 
+from control import digest as D
 from control import fields as F
 from control import protocol as P
 from vrouter.lpm import NO_ROUTE
@@ -371,14 +372,19 @@ class NodeBackend:
         item = got(i)
         if item is None:
             raise _err(P.NOT_FOUND, "b.id", f"{t} {i} does not exist")
+        if t in ("label", "vni"):       # the key with its value, as label_add / vni_add take them
+            item = {t: i, "nh" if t == "label" else "vrf": item}
+        elif t == "vif" and i in self.node.tap_specs:     # its device, as vif_add gave it
+            item = dict(item, tap={k: v for k, v in self.node.tap_specs[i].items() if k not in ("gw4", "gw6")})
         return {"item": _plain(item)}
 
     def op_dump(self, b, g):
         t, limit = b["table"], b["limit"]
         cursor = b.get("cursor") or 0
+        static = b.get("static", True)
         if t == "route":
             vrf, fam = b["vrf"], b.get("family", 4)
-            addrs, lens, nhs = self._table(fam).dump(vrf)
+            addrs, lens, nhs = self._routes(vrf, fam, static)
             start = int(cursor)
             end = min(start + limit, len(lens))
             items = []
@@ -389,7 +395,7 @@ class NodeBackend:
         if t == "flow":
             return self._dump_flows(int(cursor), limit)
         if t == "policy":
-            keys = sorted(self.policies)
+            keys = sorted(k for k in self.policies if static or self.gen.get((f"policy_{k[0]}", k[1])) != STATIC)
             start = int(cursor)
             page = keys[start:start + limit]
             return {"items": [_plain(self.policies[k]) for k in page],
@@ -398,11 +404,20 @@ class NodeBackend:
                "vni": lambda: sorted(self.dp.nh.vnis()), "vrf": lambda: sorted(self.vrfs)}.get(t)
         if ids is None:
             raise _err(P.INVALID, "b.table", f"dump of {t} is not supported")
-        all_ids = [i for i in ids() if i >= int(cursor)]
+        all_ids = [i for i in ids() if i >= int(cursor) and (static or self.gen.get((t, i)) != STATIC)]
         page = all_ids[:limit]
         items = [self.op_get({"table": t, "id": i}, g)["item"] for i in page]
         nxt = all_ids[limit] if len(all_ids) > limit else None
         return {"items": items, "cursor": nxt}
+
+    def _routes(self, vrf, fam, static=True):
+        """The VRF's routes as the LPM dumps them; without ``static``, less those of the configuration."""
+        addrs, lens, nhs = self._table(fam).dump(vrf)
+        known = self.static.get((vrf, fam))
+        if not static and known and len(lens):
+            keep = ~np.isin(_route_keys(fam, addrs, lens), np.concatenate(known))
+            addrs, lens, nhs = addrs[keep], lens[keep], nhs[keep]
+        return addrs, lens, nhs
 
     def _dump_flows(self, cursor, limit):
         rows, nxt = self.dp.flows.dump_page(cursor, limit)
@@ -455,6 +470,46 @@ class NodeBackend:
         r = t.result
         return {"steps": t.steps, "result": {"verdict": r.verdict, "out_vif": r.out_vif, "reason": r.reason,
                                              "frame": r.frame}}
+
+    # ------------------------------------------------------------------ digests (the agent's audit)
+    def op_digest(self, b, g):
+        """Per kind, the digest of what the tables hold (control/digest.py), the configuration's
+        objects left out; routes per table from the LPM dumps."""
+        digests, counts, routes = {}, {}, {}
+        for kind in b.get("kinds") or D.KINDS:
+            if kind == "route":
+                n = 0
+                for vrf in sorted(set(self.dp.lpm4.vrfs()) | set(self.dp.lpm6.vrfs())):
+                    for fam in (4, 6):
+                        addrs, lens, nhs = self._routes(vrf, fam, static=False)
+                        if len(lens):
+                            a = addrs.astype(">u4") if fam == 4 else np.ascontiguousarray(addrs, np.uint8)
+                            routes[D.route_key(vrf, fam)] = D.route_table_digest(
+                                fam, a.tobytes(), lens.astype(np.uint8).tobytes(), nhs.astype("<u4").tobytes())
+                            n += len(lens)
+                digests[kind], counts[kind] = D.routes_digest(routes), n
+            else:
+                ents = self._digest_entries(kind)
+                digests[kind], counts[kind] = D.digest(ents), len(ents)
+        return {"digests": digests, "counts": counts, "routes": routes}
+
+    def _digest_entries(self, kind) -> dict:
+        def mine(k, i):
+            return self.gen.get((k, i)) != STATIC
+        nh = self.dp.nh
+        if kind == "vrf":
+            objs = [{"vrf": v, "name": n} for v, n in self.vrfs.items() if mine("vrf", v)]
+        elif kind == "vif":
+            objs = [dict(nh.vif(i), tap=self.node.tap_specs.get(i)) for i in nh.vifs() if mine("vif", i)]
+        elif kind == "nh":
+            objs = [nh.nh(i) for i in nh.nhs() if mine("nh", i)]
+        elif kind == "label":
+            objs = [{"label": k, "nh": v} for k, v in nh.labels().items() if mine("label", k)]
+        elif kind == "vni":
+            objs = [{"vni": k, "vrf": v} for k, v in nh.vnis().items() if mine("vni", k)]
+        else:
+            objs = [p for (k, i), p in self.policies.items() if mine(f"policy_{k}", i)]
+        return dict(D.entry(kind, o if kind == "policy" else _plain(o)) for o in objs)   # policies: plain already
 
     # ------------------------------------------------------------------ sweep
     def begin(self, generation: int) -> None:

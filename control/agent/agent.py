@@ -1,23 +1,24 @@
-"""The agent: intent files -> compiled desired state -> every node's vrouter, over the control channel.
+"""The cluster agent: intent files -> compiled desired state -> every node, directly or through its node agent.
 
-    python -m control.agent --intent DIR_OR_FILE ... --state /var/lib/vrouter-agent/state.json
+    vrouter-agent --intent DIR_OR_FILE ... --state /var/lib/vrouter-agent/state.json [--listen ENDPOINT]
+    vrouter-agent node --node NAME --cluster ENDPOINT ...     (the node agent: control/node/agent.py)
 
 A round: read the intent (a file or every ``*.yaml``/``*.yml`` of a directory, sorted), validate and
 compile it (control.agent.compiler), save the allocations, then bring every node to its desired state:
 
-* a node seen for the first time, or whose vrouter restarted (``hello`` answers another instance id), or
-  whose last push failed, gets a **snapshot**: ``snapshot_begin(g)``, everything, ``snapshot_end(g)``;
-  the vrouter sweeps what the snapshot did not re-push (objects left by an earlier agent included);
-* otherwise it gets the **diff** between what the agent last pushed and what it wants now, in an order
-  that never leaves a dangling reference: additions and updates first (VRFs, vifs, next hops, labels,
-  VNIs, routes, policies), then removals in reverse (policies, routes, VNIs, labels, next hops, vifs,
-  VRFs). A pod interface keeps its vif id for life: when its network or address changes, vif_update
-  names the new device and the vrouter replaces the old one.
+* a Node with ``spec.control`` is **pushed directly** by this process over that control channel, with
+  control.node.push.NodePusher: a snapshot to a node seen first, restarted or failed, ordered diffs
+  otherwise, the periodic audit (``--audit-interval``, default 10 s) that repairs what changed behind
+  the agent's back;
+* a Node without it is **served to its node agent** over the cluster<->node channel (``--listen``,
+  control/node/channel.py): the node agent long-polls its state and pushes it with the same NodePusher.
+  Without ``--listen``, or while no node agent is connected, such a node is reported (a warning), not an
+  error: its state waits.
 
-Rounds run when an intent file changes and, for each node, when its ``hello`` (every ``heartbeat``
-seconds) shows a restart. Bad intent keeps the last good one in force and logs the error naming the file,
-document and field. Nodes are pushed in parallel: one that does not answer (``hello`` times out after
-HELLO_TIMEOUT s) holds up no other, and is retried with a backoff (up to BACKOFF_MAX s).
+Rounds run when an intent file changes and, for each directly pushed node, when its ``hello`` (every
+``heartbeat`` seconds) shows a restart. Bad intent keeps the last good one in force and logs the error
+naming the file, document and field. Nodes are pushed in parallel: one that does not answer (``hello``
+times out after HELLO_TIMEOUT s) holds up no other, and is retried with a backoff (up to BACKOFF_MAX s).
 
 Exit codes. ``--check`` (the same loading as a round, so it refuses exactly what the agent would): 0 the
 intent is valid (documents the agent does not read are listed, ``ignored: ...``); 2 it is refused, like
@@ -25,13 +26,12 @@ intent is valid (documents the agent does not read are listed, ``ignored: ...``)
 (intent.IntentFormatError: no YAML document or no file, a file unreadable or not YAML, a document that is
 not an object, a kind or apiVersion that is a typo of one the agent reads, e.g. ``kind: Subnett``). The
 agent itself (and ``--once``) exits 2 for the latter at startup; once running, any refused intent, an
-emptied directory included, leaves the last good one in force. ``--once`` exits 1 when a node is not in
-sync after its round.
+emptied directory included, leaves the last good one in force. ``--once`` exits 1 when a directly pushed
+node is not in sync after its round (nodes served to node agents are not waited for).
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
@@ -41,131 +41,53 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+
+import zmq
 
 from control import client as C
+from control import keys as K
 from control.version import __version__
 from control.agent import intent as I
-from control.agent.compiler import Allocations, Cluster, NodeState, compile_cluster
+from control.agent.compiler import Allocations, Cluster, compile_cluster
+from control.node import metrics as M
+from control.node.channel import ClusterService
+from control.node.push import AUDIT_INTERVAL, BACKOFF_MAX, HELLO_TIMEOUT, NodePusher, apply_ops, diff  # noqa: F401
 
 log = logging.getLogger("vrouter.agent")
 
-HELLO_TIMEOUT = 1.0         # a node that does not answer hello in this long (twice) is down
-BACKOFF_MAX = 5.0
-
-
-# ---------------------------------------------------------------------------------------------- diff
-
-def _route_ops(vrf: int, fam: int, prefixes: dict[str, int], delete: bool) -> list[tuple[str, dict]]:
-    if not prefixes:
-        return []
-    items = sorted(prefixes.items())
-    return [("route_del" if delete else "route_add",
-             {"vrf": vrf, "family": fam, "prefixes": [p for p, _ in items],
-              **({} if delete else {"nhs": [n for _, n in items]})})]
-
-
-def diff(old: NodeState | None, new: NodeState) -> list[tuple[str, dict]]:
-    """The control ops that turn a node holding ``old`` (None: nothing) into one holding ``new``.
-    Route ops carry ``prefixes`` (and ``nhs``) lists: the caller packs them (Client.add_routes)."""
-    old = old if old is not None else NodeState(new.name, new.control)
-    ops: list[tuple[str, dict]] = []
-    for vrf, b in sorted(new.vrfs.items()):
-        if old.vrfs.get(vrf) != b:
-            ops.append(("vrf_add", b))
-    for vid, b in sorted(new.vifs.items()):
-        if vid not in old.vifs:
-            ops.append(("vif_add", b))
-        elif old.vifs[vid] != b:
-            ops.append(("vif_update", b))
-    for i, b in sorted(new.nhs.items(), key=lambda x: (x[1]["type"] == "ecmp", x[0])):   # groups after members
-        if i not in old.nhs:
-            ops.append(("nh_add", b))
-        elif old.nhs[i] != b:
-            ops.append(("nh_update", b))
-    for table, op in (("labels", "label_add"), ("vnis", "vni_add")):
-        for k, b in sorted(getattr(new, table).items()):
-            if getattr(old, table).get(k) != b:
-                ops.append((op, b))
-    for (vrf, fam), table in sorted(new.routes.items()):
-        have = old.routes.get((vrf, fam), {})
-        ops += _route_ops(vrf, fam, {p: n for p, n in table.items() if have.get(p) != n}, False)
-    for vid, b in sorted(new.policies.items()):
-        if old.policies.get(vid) != b:
-            ops.append(("policy_set", b))
-    # removals, dependents first
-    for vid in sorted(set(old.policies) - set(new.policies)):
-        ops.append(("policy_del", {"kind": "vif", "id": vid}))
-    for (vrf, fam), table in sorted(old.routes.items()):
-        want = new.routes.get((vrf, fam), {})
-        ops += _route_ops(vrf, fam, {p: n for p, n in table.items() if p not in want}, True)
-    for lab in sorted(set(old.vnis) - set(new.vnis)):
-        ops.append(("vni_del", {"vni": lab}))
-    for lab in sorted(set(old.labels) - set(new.labels)):
-        ops.append(("label_del", {"label": lab}))
-    for i in sorted(set(old.nhs) - set(new.nhs), key=lambda i: (old.nhs[i]["type"] != "ecmp", i)):
-        ops.append(("nh_del", {"id": i}))
-    for vid in sorted(set(old.vifs) - set(new.vifs)):
-        ops.append(("vif_del", {"id": vid}))
-    for vrf in sorted(set(old.vrfs) - set(new.vrfs)):
-        ops.append(("vrf_del", {"vrf": vrf}))
-    return ops
-
-
-def apply_ops(c: C.Client, ops: list[tuple[str, dict]]) -> dict[str, int]:
-    """Send ``ops`` in order; returns how many of each op were sent (routes: how many routes)."""
-    done: dict[str, int] = {}
-    for op, b in ops:
-        if op == "route_add":
-            c.add_routes(b["vrf"], b["prefixes"], b["nhs"])
-            n = len(b["prefixes"])
-        elif op == "route_del":
-            c.del_routes(b["vrf"], b["prefixes"])
-            n = len(b["prefixes"])
-        else:
-            c.call(op, b)
-            n = 1
-        done[op] = done.get(op, 0) + n
-    return done
-
-
-# ---------------------------------------------------------------------------------------------- nodes
-
-@dataclass
-class NodeSync:
-    """What the agent knows of one node."""
-    name: str
-    endpoint: str
-    client: C.Client
-    instance: str | None = None         # the vrouter process last seen
-    pushed: NodeState | None = None     # what it holds from us (None: unknown -> snapshot)
-    generation: int = 0
-    last_error: str | None = None
-    last_hello: float = 0.0
-    failures: int = 0                   # pushes failed in a row
-    retry_at: float = 0.0               # after a failure: not before (backoff up to BACKOFF_MAX s)
-    history: list[dict] = field(default_factory=list)   # one entry per push: kind, ops, seconds
+UNSERVED_AFTER = 5.0        # a node served to node agents with none connected this long is reported
 
 
 class Agent:
-    """Compile and push. ``sources``: intent files or directories. ``state_path``: the allocations (JSON;
-    None keeps them in memory only). ``curve``: a client's CurveZMQ keys (control.client.load_curve) for
-    tcp:// endpoints."""
+    """Compile, then push or serve. ``sources``: intent files or directories. ``state_path``: the
+    allocations (JSON; None keeps them in memory only). ``curve``: a client's CurveZMQ keys
+    (control.client.load_curve) for tcp:// vrouter endpoints. ``listen``: serve node agents there
+    (control/node/channel.py; ``listen_keys``: control.keys.load_server's, for tcp://). ``audit_interval``:
+    seconds between audits of a directly pushed node (0: none)."""
 
     def __init__(self, sources, state_path: str | None = None, *, encap: str = "vxlan",
                  netns_format: str | None = "{namespace}-{name}", name: str = "vrouter-agent",
-                 timeout: float = 3.0, heartbeat: float = 1.0, curve: dict | None = None):
+                 timeout: float = 3.0, heartbeat: float = 1.0, curve: dict | None = None,
+                 listen: str | None = None, listen_keys: dict | None = None,
+                 audit_interval: float = AUDIT_INTERVAL, hold: float | None = None):
         self.sources = [pathlib.Path(s) for s in ([sources] if isinstance(sources, (str, os.PathLike))
                                                   else sources)]
         self.state_path = state_path
         self.encap, self.netns_format, self.name = encap, netns_format, name
         self.timeout, self.heartbeat, self.curve = timeout, heartbeat, curve
+        self.audit_interval = audit_interval
         self.session = f"{name}-{uuid.uuid4().hex[:8]}"
         self.alloc = self._load_alloc()
         self.intent: I.Intent | None = None
         self.cluster: Cluster | None = None
         self.intent_error: str | None = None
-        self.nodes: dict[str, NodeSync] = {}
+        self.nodes: dict[str, NodePusher] = {}          # the nodes pushed directly (spec.control)
+        self.service: ClusterService | None = None      # the node agents' channel (--listen)
+        if listen:
+            self.service = ClusterService(listen, keys=listen_keys, **({} if hold is None else {"hold": hold}))
+            self.service.start()
+        self._unserved: dict[str, float] = {}            # served node -> since when no node agent is connected
+        self._reported: set[str] = set()
         self._stamp: tuple | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.rounds = 0
@@ -230,12 +152,20 @@ class Agent:
             return False
         for name in list(self.nodes):
             if name not in cluster.nodes or cluster.nodes[name].control != self.nodes[name].endpoint:
-                self.nodes.pop(name).client.close()
+                self.nodes.pop(name).close()
         for name, st in cluster.nodes.items():
-            if name not in self.nodes:
-                self.nodes[name] = NodeSync(name, st.control, C.Client(st.control, session=self.session,
-                                                                          timeout=self.timeout, retries=1,
-                                                                          curve=self.curve))
+            if st.control is not None and name not in self.nodes:
+                self.nodes[name] = NodePusher(name, st.control, agent=self.name, session=self.session,
+                                              timeout=self.timeout, heartbeat=self.heartbeat,
+                                              audit_interval=self.audit_interval, curve=self.curve)
+        served = {n: st for n, st in cluster.nodes.items() if st.control is None}
+        if self.service is not None:
+            self.service.publish(served, {n for n, st in cluster.nodes.items() if st.control is not None})
+        else:
+            for n in sorted(set(served) - self._reported):
+                log.warning("node %s: no spec.control and the agent serves no node agents (no --listen): "
+                            "nothing pushes its state", n)
+            self._reported = set(served)
         self.alloc = cluster.alloc
         self._save_alloc()
         for w in cluster.warnings:
@@ -248,51 +178,9 @@ class Agent:
         return True
 
     # -- pushing -----------------------------------------------------------
-    def _hello(self, ns: NodeSync) -> None:
-        info = ns.client.call("hello", {"agent": self.name, "session": self.session,
-                                        "generation": ns.client.generation},
-                              timeout=min(self.timeout, HELLO_TIMEOUT))
-        ns.last_hello = time.monotonic()
-        if info["instance"] != ns.instance:
-            if ns.instance is not None:
-                log.warning("node %s: vrouter restarted (instance %s -> %s): resync", ns.name, ns.instance,
-                            info["instance"])
-            ns.instance, ns.pushed = info["instance"], None
-        ns.generation = max(ns.generation, int(info.get("generation") or 0))
-
-    def sync_node(self, ns: NodeSync) -> bool:
-        """Bring one node to its desired state; False (and ``last_error``) when it failed."""
-        want = self.cluster.nodes[ns.name]
-        t0 = time.monotonic()
-        try:
-            self._hello(ns)
-            if ns.pushed is None:
-                g = ns.generation + 1
-                ns.client.generation = g
-                ns.client.hello(self.name)
-                ns.client.call("snapshot_begin", {"generation": g})
-                done = apply_ops(ns.client, diff(None, want))
-                swept = ns.client.call("snapshot_end", {"generation": g}).get("swept", {})
-                ns.generation, kind = g, "snapshot"
-            else:
-                done, swept, kind = apply_ops(ns.client, diff(ns.pushed, want)), {}, "diff"
-        except C.ControlError as e:
-            msg = f"{type(e).__name__}: {e}"
-            if msg != ns.last_error:
-                log.error("node %s: push failed (%s); it gets a snapshot next round", ns.name, msg)
-            ns.last_error, ns.pushed = msg, None
-            ns.failures += 1
-            ns.retry_at = time.monotonic() + min(0.25 * 2 ** ns.failures, BACKOFF_MAX)
-            if isinstance(e, C.Timeout):
-                ns.instance = None
-            return False
-        ns.pushed, ns.last_error, ns.failures = copy.deepcopy(want), None, 0
-        if done or swept or kind == "snapshot":
-            entry = {"kind": kind, "ops": done, "swept": swept, "seconds": round(time.monotonic() - t0, 3)}
-            ns.history.append(entry)
-            log.info("node %s: %s pushed %s%s", ns.name, kind, done or "nothing",
-                     f", swept {swept}" if swept else "")
-        return True
+    def sync_node(self, ns: NodePusher) -> bool:
+        """Bring one directly pushed node to its desired state; False (and ``last_error``) when it failed."""
+        return ns.sync(self.cluster.nodes[ns.name])
 
     def round(self, force: bool = False) -> bool:
         """One pass: recompile if the intent changed (or ``force``), then sync every node that needs it.
@@ -307,8 +195,7 @@ class Agent:
         now = time.monotonic()
         due, waiting = [], False
         for ns in self.nodes.values():
-            if changed or ns.pushed is None or ns.pushed != self.cluster.nodes[ns.name] or \
-                    now - ns.last_hello >= self.heartbeat:
+            if changed or ns.due(self.cluster.nodes[ns.name], now):
                 if now < ns.retry_at:
                     waiting = True        # failing: its backoff has not run out
                 else:
@@ -319,7 +206,33 @@ class Agent:
             results = list(self._pool.map(self.sync_node, due))
         else:
             results = [self.sync_node(ns) for ns in due]
+        self._report_unserved(now)
         return all(results) and not waiting
+
+    def _report_unserved(self, now: float) -> None:
+        """A node served to node agents with none connected for UNSERVED_AFTER s: a warning, once until
+        one connects."""
+        if self.service is None or self.cluster is None:
+            return
+        for name, st in self.cluster.nodes.items():
+            if st.control is not None:
+                continue
+            if self.service.status(name)[0]:
+                if name in self._reported:
+                    log.info("node %s: its node agent is connected", name)
+                self._unserved.pop(name, None)
+                self._reported.discard(name)
+            elif now - self._unserved.setdefault(name, now) >= UNSERVED_AFTER and name not in self._reported:
+                log.warning("node %s: no spec.control and no node agent connected: its state waits for one", name)
+                self._reported.add(name)
+
+    def unserved(self) -> list[str]:
+        """The nodes nothing brings to their state now: no spec.control and no node agent connected."""
+        cl = self.cluster
+        if cl is None:
+            return []
+        return sorted(n for n, st in cl.nodes.items() if st.control is None and
+                      (self.service is None or not self.service.status(n)[0]))
 
     def run(self, stop: threading.Event, interval: float = 0.25) -> None:
         while not stop.is_set():
@@ -329,26 +242,41 @@ class Agent:
                 log.exception("agent round failed")
             stop.wait(interval)
 
+    def node_in_sync(self, name: str) -> bool:
+        """The node's vrouter holds its current desired state (pushed directly, or reported by its node
+        agent for the generation now served)."""
+        want = self.cluster.nodes[name]
+        if want.control is not None:
+            return name in self.nodes and self.nodes[name].pushed == want
+        return self.service is not None and self.service.in_sync(name)
+
     def converged(self) -> bool:
         """Every node of the compiled cluster holds what the agent wants it to."""
         cl = self.cluster
-        return cl is not None and all(
-            name in self.nodes and self.nodes[name].pushed == want for name, want in cl.nodes.items())
+        return cl is not None and all(self.node_in_sync(name) for name in cl.nodes)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         for ns in self.nodes.values():
-            ns.client.close()
+            ns.close()
         self.nodes.clear()
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["node"]:              # vrouter-agent node ...: the node agent
+        from control.node.agent import main as node_main
+        return node_main(argv[1:], prog="vrouter-agent node")
     ap = argparse.ArgumentParser(prog="vrouter-agent", description=__doc__.split("\n\n")[0],
                                  epilog="exit codes: 0 ok; 2 intent refused (--check), or not intent at all "
-                                        "(no document, unreadable, bad YAML, a typo'd kind or apiVersion); "
-                                        "1 --once: a node not in sync")
+                                        "(no document, unreadable, bad YAML, a typo'd kind or apiVersion), or "
+                                        "bad arguments; 1 --once: a node not in sync. The node agent: "
+                                        "vrouter-agent node --help")
     ap.add_argument("--version", action="version", version=f"vrouter-agent {__version__}")
     ap.add_argument("--intent", action="append", required=True, help="an intent file or directory (repeatable)")
     ap.add_argument("--state", help="allocation state file (JSON), kept across restarts")
@@ -356,12 +284,36 @@ def main(argv=None) -> int:
     ap.add_argument("--netns-format", default="{namespace}-{name}",
                     help="a pod's network namespace name, from {namespace} and {name}")
     ap.add_argument("--keys", help="CurveZMQ client keys directory (tcp:// endpoints)")
+    ap.add_argument("--listen", metavar="ENDPOINT",
+                    help="serve node agents there (ipc://PATH, or tcp://HOST:PORT with --listen-keys)")
+    ap.add_argument("--listen-keys", metavar="DIR", help="CurveZMQ server keys directory for a tcp:// --listen")
+    ap.add_argument("--audit-interval", type=float, default=AUDIT_INTERVAL, metavar="SECONDS",
+                    help=f"seconds between two audits of a directly pushed node (default {AUDIT_INTERVAL:g}; 0: none)")
+    ap.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there (directly pushed nodes)")
     ap.add_argument("--once", action="store_true", help="one round, then exit (0: every node in sync)")
     ap.add_argument("--check", action="store_true", help="validate and compile the intent, print a summary")
     a = ap.parse_args(argv)
+    if a.listen and not a.listen.startswith(("ipc://", "tcp://")):
+        ap.error(f"--listen: must be ipc://PATH or tcp://HOST:PORT, got {a.listen!r}")
+    if a.listen and a.listen.startswith("tcp://") and not a.listen_keys:
+        ap.error("--listen: a tcp:// endpoint needs CurveZMQ keys (--listen-keys, a directory made by "
+                 "python -m control.keys)")
+    if a.audit_interval < 0:
+        ap.error("--audit-interval: 0 (none) or more seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s", stream=sys.stderr)
-    curve = C.load_curve(a.keys) if a.keys else None
-    agent = Agent(a.intent, a.state, encap=a.encap, netns_format=a.netns_format, curve=curve)
+    try:
+        curve = C.load_curve(a.keys) if a.keys else None
+        listen_keys = K.load_server(a.listen_keys) if a.listen_keys and not a.check else None
+    except (OSError, ValueError) as e:
+        print(f"vrouter-agent: keys: {e}", file=sys.stderr)
+        return 2
+    try:
+        agent = Agent(a.intent, a.state, encap=a.encap, netns_format=a.netns_format, curve=curve,
+                      listen=None if a.check else a.listen, listen_keys=listen_keys,
+                      audit_interval=a.audit_interval)
+    except (OSError, ValueError, zmq.ZMQError) as e:
+        print(f"vrouter-agent: --listen {a.listen}: {e}", file=sys.stderr)
+        return 2
     if a.check:
         try:
             intent = agent.load_intent()
@@ -373,7 +325,8 @@ def main(argv=None) -> int:
             print(f"ignored: {ig}")
         for n, st in cl.nodes.items():
             print(f"{n}: {len(st.vrfs)} VRFs, {len(st.vifs)} vifs, {len(st.nhs)} next hops, "
-                  f"{sum(len(t) for t in st.routes.values())} routes, {len(st.policies)} policies")
+                  f"{sum(len(t) for t in st.routes.values())} routes, {len(st.policies)} policies; "
+                  + (f"pushed to {st.control}" if st.control else "served to its node agent"))
         for w in cl.warnings:
             print(f"warning: {w}")
         print(f"ok: {len(cl.nodes)} nodes, {len(intent.virtual_networks)} virtual networks, {len(intent.pods)} pods")
@@ -387,8 +340,19 @@ def main(argv=None) -> int:
         pass                              # refused: the rounds log why and wait for a fix
     if a.once:
         ok = agent.round(force=True)
+        for n in agent.unserved():
+            print(f"vrouter-agent: node {n}: no spec.control: not pushed by --once (its node agent does it)",
+                  file=sys.stderr)
         agent.close()
         return 0 if ok else 1
+    http = None
+    if a.metrics:
+        try:
+            http = M.serve(a.metrics, M.PushCollector(lambda: list(agent.nodes.values())))
+        except (OSError, ValueError) as e:
+            print(f"vrouter-agent: --metrics {a.metrics}: {e}", file=sys.stderr)
+            agent.close()
+            return 2
     stop = threading.Event()
     import signal
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -396,5 +360,7 @@ def main(argv=None) -> int:
     try:
         agent.run(stop)
     finally:
+        if http is not None:
+            http.shutdown()
         agent.close()
     return 0

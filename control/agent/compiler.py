@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from control.agent.intent import (AUTO_ASN, AUTO_RT_BASE, IPAddress, Intent, IntentError, Key, LabelSelector, Pod,
                                   Subnet, match_labels)
+from control.node.state import NodeState  # noqa: F401 - one node's desired tables (control/node/state.py)
 
 ROUTER_MAC = "00:00:5e:00:01:00"     # the gateway MAC every pod sees (the vrouter's default router_mac)
 FABRIC_VIF = 0
@@ -159,20 +160,6 @@ class PodInterface:
     @property
     def owner(self) -> str:
         return f"{key_str(self.pod)}#{self.index}"
-
-
-@dataclass
-class NodeState:
-    """One node's desired tables, as control-channel bodies keyed by their ids."""
-    name: str
-    control: str
-    vrfs: dict[int, dict] = field(default_factory=dict)               # vrf -> vrf_add body
-    vifs: dict[int, dict] = field(default_factory=dict)               # vif id -> vif_add body (with tap)
-    nhs: dict[int, dict] = field(default_factory=dict)                # nh id -> nh_add body
-    labels: dict[int, dict] = field(default_factory=dict)             # label -> label_add body
-    vnis: dict[int, dict] = field(default_factory=dict)               # vni -> vni_add body
-    routes: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)   # (vrf, family) -> prefix -> nh
-    policies: dict[int, dict] = field(default_factory=dict)           # vif id -> policy_set body (kind vif)
 
 
 @dataclass

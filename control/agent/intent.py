@@ -10,7 +10,8 @@ key one level off):
 * ``v1``: ``Namespace`` (labels, for namespace selectors; ``core.juniper.net/isolated-namespace: "true"``
   gives the namespace its own pod network), ``Pod``
 * ``networking.k8s.io/v1``: ``NetworkPolicy`` (named ports are refused)
-* ``vrouter.io/v1``: ``Node`` (ours: ``spec.fabricAddress``, ``spec.control``, optional ``spec.fabricMac``)
+* ``vrouter.io/v1``: ``Node`` (ours: ``spec.fabricAddress``, optional ``spec.fabricMac`` and ``spec.control``:
+  the vrouter's endpoint when the cluster agent pushes it directly; without it, the node's agent does)
 
 Other documents are listed in ``Intent.ignored`` (``Ignored``: file, document, apiVersion, kind, name, why)
 and otherwise skipped: other groups' kinds, the other kinds of these groups (CN2's ``RoutingInstance``,
@@ -421,7 +422,7 @@ class Attachment:
 class Node:
     name: str
     fabric_address: IPAddress
-    control: str
+    control: str | None                 # None: its node agent pushes it (control/node)
     fabric_mac: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     source: Source | None = None
@@ -1354,7 +1355,7 @@ def _parse_namespace(d: _Doc, labels: dict, meta: dict) -> Namespace:
 
 def _parse_node(d: _Doc, spec: dict, labels: dict, meta: dict | None = None) -> Node:
     fab = d.address(spec.get("fabricAddress"), "spec.fabricAddress")
-    ctl = d.string(spec.get("control"), "spec.control", required=True)
+    ctl = d.string(spec.get("control"), "spec.control")
     mac = d.string(spec.get("fabricMac"), "spec.fabricMac")
     if mac is not None:
         mac = d.field(F.mac, "spec.fabricMac", mac)

@@ -1,6 +1,6 @@
 """`vrouter demo`: a two-node cluster on this machine, driven by the agent, checked with real traffic.
 
-    vrouter demo [--intent FILE] [--encap vxlan|mplsoudp] [--keep] [--json]
+    vrouter demo [--intent FILE] [--encap vxlan|mplsoudp] [--node-agents] [--keep] [--json]
 
 1. Two nodes, node-1 (192.0.2.1) and node-2 (192.0.2.2): network namespaces on one fabric bridge, a
    `vrouter run` process in each (AF_XDP on the fabric, AF_PACKET if XDP is not available), with an
@@ -9,7 +9,9 @@
    VirtualNetworkRouters, Kubernetes Pods and a NetworkPolicy) goes into an intent directory with the two
    nodes' Node documents in place of its own (which may name node-1 and node-2 only); every pod gets a
    network namespace; the agent compiles the intent and pushes it to both vrouters over their control
-   channels (TAP devices moved into the pods, routes, tunnels, policies).
+   channels (TAP devices moved into the pods, routes, tunnels, policies). With --node-agents the Nodes
+   have no control endpoint: a node agent beside each vrouter (`python -m control.node`) long-polls its
+   node's state from the cluster agent (listening on an ipc socket in the lab directory) and pushes it.
 3. Every pod runs a responder answering TCP port 80 with its name. Every pod connects to every other
    pod's address on its last network (the one its annotation names); a cell is "reached" only when the
    answer comes from that very pod (overlapping subnets give the same address to pods of other networks).
@@ -53,12 +55,12 @@ class DemoError(Exception):
 
 
 def node_documents(nodes, gateway_mac: str | None = None) -> str:
-    """NODES_FILE's text: a Node document per (name, fabric address, fabric MAC or None, control), each
-    with ``gateway_mac`` as its fabricGatewayMac when given."""
-    gw = f"fabricGatewayMac: \"{gateway_mac}\", " if gateway_mac else ""
+    """NODES_FILE's text: a Node document per (name, fabric address, fabric MAC or None, control or None:
+    served to its node agent), each with ``gateway_mac`` as its fabricGatewayMac when given."""
+    gw = f", fabricGatewayMac: \"{gateway_mac}\"" if gateway_mac else ""
     return "".join(f"---\napiVersion: vrouter.io/v1\nkind: Node\nmetadata: {{name: {name}}}\n"
-                   f"spec: {{fabricAddress: {ip}, " + (f"fabricMac: \"{mac}\", " if mac else "") + gw +
-                   f"control: \"{control}\"}}\n" for name, ip, mac, control in nodes)
+                   f"spec: {{fabricAddress: {ip}" + (f", fabricMac: \"{mac}\"" if mac else "") + gw +
+                   (f", control: \"{control}\"" if control else "") + "}\n" for name, ip, mac, control in nodes)
 
 
 def fabric_forwarding(intent: I.Intent) -> bool:
@@ -104,10 +106,14 @@ class Cell:
 
 
 class DemoCluster:
-    """The lab, the two vrouters and the agent (a thread watching the intent directory)."""
+    """The lab, the two vrouters and the agent (a thread watching the intent directory). ``node_agents``:
+    the nodes are served to node agents instead of pushed directly; ``audit_interval``: the agents'
+    (None: their default)."""
 
-    def __init__(self, *, encap: str = "vxlan", keep: bool = False, io: str = "auto"):
+    def __init__(self, *, encap: str = "vxlan", keep: bool = False, io: str = "auto", node_agents: bool = False,
+                 audit_interval: float | None = None):
         self.encap, self.keep, self.io = encap, keep, io
+        self.node_agents, self.audit_interval = node_agents, audit_interval
         self.lab: Lab | None = None
         self.agent: Agent | None = None
         self._stop = threading.Event()
@@ -131,17 +137,53 @@ class DemoCluster:
         self.host = self.lab.add_host(*HOST)
         for n in nodes:
             self.lab.start_node(n, io=self.io)
-        self._write(NODES_FILE, node_documents(((n.name, n.fabric_ip, n.fabric_mac, n.control) for n in nodes),
-                                               self.host[1]))
+        self._write_nodes()
         self._sync_pods({**self._files(), **files}, before=True)
         for name, text in files.items():
             self._write(name, text)
-        self.agent = Agent([self.intent_dir], os.path.join(self.lab.dir, "agent-state.json"), encap=self.encap,
-                           netns_format=self.lab.netns_format, timeout=5.0)
-        self._thread = threading.Thread(target=self.agent.run, args=(self._stop, 0.1), name="agent", daemon=True)
-        self._thread.start()
+        self.start_agent()
+        if self.node_agents:
+            for n in nodes:
+                self.lab.start_node_agent(n, audit_interval=self.audit_interval)
         self.wait_converged()
         self._sync_pods(self._files(), before=False)
+
+    def _write_nodes(self) -> None:
+        self._write(NODES_FILE, node_documents(((n.name, n.fabric_ip, n.fabric_mac,
+                                                 None if self.node_agents else n.control)
+                                                for n in self.lab.nodes.values()),
+                                               self.host[1] if self.host else None))
+
+    def start_agent(self) -> Agent:
+        """A (new) cluster agent on the intent directory and the lab's state file, in a thread."""
+        kw = {} if self.audit_interval is None else {"audit_interval": self.audit_interval}
+        self.agent = Agent([self.intent_dir], os.path.join(self.lab.dir, "agent-state.json"), encap=self.encap,
+                           netns_format=self.lab.netns_format, timeout=5.0,
+                           listen=self.lab.cluster_endpoint if self.node_agents else None, **kw)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.agent.run, args=(self._stop, 0.1), name="agent", daemon=True)
+        self._thread.start()
+        return self.agent
+
+    def stop_agent(self) -> None:
+        """Stop the cluster agent (the vrouters and node agents go on)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self.agent is not None:
+            self.agent.close()
+
+    def use_node_agents(self, timeout: float = 30.0) -> None:
+        """Hand the nodes over from the cluster agent to node agents, in place: a new cluster agent that
+        listens, the Nodes without their control endpoints, a node agent beside each vrouter."""
+        self.stop_agent()
+        self.node_agents = True
+        self._write_nodes()
+        self.start_agent()
+        for n in self.lab.nodes.values():
+            self.lab.start_node_agent(n, audit_interval=self.audit_interval)
+        self.wait_converged(timeout)
 
     @staticmethod
     def _check_name(name: str) -> None:
@@ -213,6 +255,9 @@ class DemoCluster:
                 raise DemoError("the agent thread died")
             time.sleep(0.05)
         errors = "; ".join(f"{n.name}: {n.last_error}" for n in a.nodes.values() if n.last_error)
+        if a.service is not None:
+            errors += "; ".join(f"{n}: node agent connected {c}, vrouter at generation {ap}, serving {g}"
+                                for n in sorted(a.cluster.nodes) for c, ap, g in [a.service.status(n)])
         raise DemoError(f"the nodes did not converge in {timeout} s ({errors or 'no error reported'})")
 
     # -- checking -----------------------------------------------------------------------------------
@@ -289,11 +334,7 @@ class DemoCluster:
     def close(self) -> None:
         if os.getpid() != self._owner:
             return      # a child pyroute2 forked, interrupted and unwinding our stack (control/lab/netns.py)
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self.agent is not None:
-            self.agent.close()
+        self.stop_agent()
         if self.lab is not None:
             self.lab.close()
 
@@ -305,7 +346,7 @@ def short(pod: str) -> str:
 
 
 def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, seconds: float,
-           nets: dict[str, str] | None = None) -> str:
+           nets: dict[str, str] | None = None, node_agents: bool = False) -> str:
     """The matrices as text (one per address family); ``nets``: pod -> the network its probed address is
     on (row labels)."""
     if any(c.src == HOST_KEY for c in cells):
@@ -315,7 +356,7 @@ def render(cells: list[Cell], pods: list[str], counters: dict, encap: str, secon
     w = max(len(x) for x in label.values()) + 1
     cw = max(max(len(short(p)) for p in pods), 5) + 1
     lines = [f"Reachability: TCP port {PORT} from each pod (row) to each pod's network address (column), "
-             f"{encap} between the nodes.",
+             f"{encap} between the nodes" + (", each node programmed by its node agent." if node_agents else "."),
              "Each cell is expected/observed: Y reached, n not reached; a mismatch is marked with !"]
     for fam in (4, 6):
         by = {(c.src, c.dst): c for c in cells if (":" in c.address) == (fam == 6)}
@@ -369,6 +410,8 @@ def main(argv=None) -> int:
     ap.add_argument("--intent", help=f"intent file (default: {EXAMPLE}); pods go on node-1 / node-2")
     ap.add_argument("--encap", choices=("vxlan", "mplsoudp"), default="vxlan")
     ap.add_argument("--io", choices=("auto", "xdp", "afpacket"), default="auto", help="the fabric's I/O")
+    ap.add_argument("--node-agents", action="store_true",
+                    help="a node agent beside each vrouter programs it (the cluster agent serves their states)")
     ap.add_argument("--keep", action="store_true", help="leave the cluster running (prints its tag)")
     ap.add_argument("--json", action="store_true", help="print the matrix and counters as JSON")
     ap.add_argument("--cleanup", metavar="TAG", help="remove what an earlier --keep left, then exit")
@@ -400,7 +443,7 @@ def main(argv=None) -> int:
         print("vrouter demo: fabric forwarding: the nodes read the fabric with AF_PACKET", file=sys.stderr)
         io = "afpacket"
     t0 = time.monotonic()
-    demo = DemoCluster(encap=a.encap, keep=a.keep, io=io)
+    demo = DemoCluster(encap=a.encap, keep=a.keep, io=io, node_agents=a.node_agents)
     try:
         demo.start({"demo.yaml": text})
         cells = demo.matrix()
@@ -409,7 +452,8 @@ def main(argv=None) -> int:
         seconds = time.monotonic() - t0
         ok = all(c.match for c in cells)
         if a.json:
-            print(json.dumps({"ok": ok, "tag": demo.lab.tag, "encap": a.encap, "seconds": round(seconds, 2), "pods": pods,
+            print(json.dumps({"ok": ok, "tag": demo.lab.tag, "encap": a.encap, "node_agents": a.node_agents,
+                              "seconds": round(seconds, 2), "pods": pods,
                               "cells": [asdict(c) | {"match": c.match} for c in cells], "nodes": counters,
                               "agent": {n.name: n.history for n in demo.agent.nodes.values()},
                               "warnings": demo.agent.cluster.warnings}, indent=1))
@@ -417,7 +461,7 @@ def main(argv=None) -> int:
             vns = demo.agent.intent.virtual_networks
             nets = {key_str(p.key): vns[demo.agent.cluster.interfaces_of(p.key)[-1].vn].display_name or
                     key_str(demo.agent.cluster.interfaces_of(p.key)[-1].vn) for p in demo.pods()}
-            print(render(cells, pods, counters, a.encap, seconds, nets))
+            print(render(cells, pods, counters, a.encap, seconds, nets, a.node_agents))
         if a.keep:
             d = demo.lab.describe()
             print(f"\nkept: lab {d['tag']} (namespaces {d['tag']}-*, files {d['dir']}); "

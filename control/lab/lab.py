@@ -4,6 +4,7 @@
         n1 = lab.add_node("n1", "192.0.2.1")             # netns <tag>-n1, fab0 = 192.0.2.1/24 on the fabric
         n2 = lab.add_node("n2", "192.0.2.2")
         lab.start_node(n1); lab.start_node(n2)           # `vrouter run` in each, control at n.control
+        lab.start_node(n3, node_agent=True)              # and a node agent (python -m control.node) beside it
         web = lab.add_pod("default", "web")              # netns <tag>-default-web (lab.netns_format)
         ...                                              # the agent gives the pods their TAPs
         lab.start_responder(web, "web")                  # TCP and UDP :80 answer "web\\n"
@@ -15,6 +16,12 @@ all nodes. Files live in the lab directory `<tmp>/<tag>/`: one run dir per node 
 vrouter.pid, stats.json, control.sock) and the responder and prober scripts. A vrouter starts with an
 empty control plane (only the fabric vif); ``fabric.gateway_mac`` is the MAC of the first other node, a
 default only, since the tunnel next hops the agent pushes carry the remote node's MAC.
+
+Node agents: ``start_node(node, node_agent=True)`` (or ``start_node_agent(node)`` later) runs `python -m
+control.node` in the node's namespace, polling the cluster agent at ``lab.cluster_endpoint`` (an ipc
+socket in the lab directory: ipc sockets are files, reachable from every namespace) and pushing to the
+node's vrouter; its log is node-agent.log in the node's run dir. Stopping a vrouter leaves its node agent
+running (it resyncs the vrouter when it is back); ``close()`` stops both.
 
 ``Lab(keep=True)``: ``close()`` leaves namespaces, processes and files as they are (``describe()`` says
 where); ``Lab.cleanup(tag)`` removes them later, from any process. Namespaces, links and addresses are
@@ -159,6 +166,9 @@ class LabNode:
     proc: subprocess.Popen | None = field(default=None, repr=False)
     start_args: dict = field(default_factory=dict, repr=False)
     log_offset: int = field(default=0, repr=False)
+    agent_proc: subprocess.Popen | None = field(default=None, repr=False)     # its node agent, if any
+    agent_args: dict = field(default_factory=dict, repr=False)
+    agent_log_offset: int = field(default=0, repr=False)
 
     @property
     def control(self) -> str:
@@ -172,6 +182,16 @@ class LabNode:
         """What the current (or last) vrouter run wrote."""
         with open(self.log_path, errors="replace") as f:
             f.seek(self.log_offset)
+            return f.read()
+
+    @property
+    def agent_log_path(self) -> str:
+        return os.path.join(self.run_dir, "node-agent.log")
+
+    def agent_log(self) -> str:
+        """What the current (or last) node agent wrote."""
+        with open(self.agent_log_path, errors="replace") as f:
+            f.seek(self.agent_log_offset)
             return f.read()
 
 
@@ -198,6 +218,11 @@ class Lab:
 
     def __enter__(self) -> "Lab":
         return self
+
+    @property
+    def cluster_endpoint(self) -> str:
+        """Where the lab's cluster agent serves node agents (Agent(listen=...))."""
+        return f"ipc://{self.dir}/cluster.sock"
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -291,8 +316,10 @@ class Lab:
 
     # --- vrouters -------------------------------------------------------------------------------
 
-    def start_node(self, node: LabNode, *, workers=1, io: str = "auto", extra: dict | None = None) -> None:
-        """Write node.yaml and run `vrouter run` in the node's namespace until its log says started.
+    def start_node(self, node: LabNode, *, workers=1, io: str = "auto", extra: dict | None = None,
+                   node_agent: bool = False, audit_interval: float | None = None) -> None:
+        """Write node.yaml and run `vrouter run` in the node's namespace until its log says started;
+        with `node_agent`, then its node agent (start_node_agent).
 
         `extra` is merged into node.yaml one section deep: {"node": {"flow_table_size": 4096}} adds a
         key to `node:`, a top-level key that is not a mapping on both sides replaces the section."""
@@ -327,10 +354,57 @@ class Lab:
             if node.proc.poll() is not None:
                 raise LabError(f"node {node.name}: vrouter exited with {node.proc.returncode}:\n{text}")
             if " started " in text or '"msg": "started"' in text:
+                if node_agent:
+                    self.start_node_agent(node, audit_interval=audit_interval)
                 return
             time.sleep(0.05)
         self.stop_node(node)
         raise LabError(f"node {node.name}: vrouter did not start in {START_TIMEOUT} s:\n{node.log()}")
+
+    def start_node_agent(self, node: LabNode, *, audit_interval: float | None = None) -> None:
+        """Run the node's agent (`python -m control.node`) in its namespace, polling the cluster agent at
+        `cluster_endpoint` and pushing to the node's vrouter; returns once it runs (the cluster agent
+        need not be up: the node agent retries it)."""
+        if node.agent_proc is not None and node.agent_proc.poll() is None:
+            raise LabError(f"node {node.name}: its node agent already runs (pid {node.agent_proc.pid})")
+        args = ["--node", node.name, "--cluster", self.cluster_endpoint, "--vrouter", node.control]
+        if audit_interval is not None:
+            args += ["--audit-interval", str(audit_interval)]
+        node.agent_args = {"audit_interval": audit_interval}
+        node.agent_log_offset = os.path.getsize(node.agent_log_path) if os.path.exists(node.agent_log_path) else 0
+        with open(node.agent_log_path, "a") as log:
+            node.agent_proc = self.topo.popen(node.netns, sys.executable, "-m", "control.node", *args,
+                                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                              start_new_session=True)
+        _write_pid(os.path.join(node.run_dir, "node-agent.pid"), node.agent_proc.pid)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if node.agent_proc.poll() is not None:
+                raise LabError(f"node {node.name}: its node agent exited with {node.agent_proc.returncode}:\n"
+                               f"{node.agent_log()}")
+            if "node agent" in node.agent_log():
+                return
+            time.sleep(0.05)
+        self.stop_node_agent(node)
+        raise LabError(f"node {node.name}: its node agent did not start in {START_TIMEOUT} s:\n{node.agent_log()}")
+
+    def stop_node_agent(self, node: LabNode, timeout: float = STOP_TIMEOUT, kill: bool = False) -> int:
+        """SIGTERM the node's agent by PID (SIGKILL after `timeout` s, or at once with `kill`); its exit
+        status. The vrouter keeps forwarding with what it has."""
+        if node.agent_proc is None:
+            raise LabError(f"node {node.name}: no node agent started")
+        if kill and node.agent_proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node.agent_proc.pid, signal.SIGKILL)
+        rc = _terminate(node.agent_proc, timeout)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(node.run_dir, "node-agent.pid"))
+        return rc
+
+    def restart_node_agent(self, node: LabNode, kill: bool = False) -> None:
+        """Stop the node's agent (SIGKILL with `kill`) and start it again with the same arguments."""
+        self.stop_node_agent(node, kill=kill)
+        self.start_node_agent(node, **node.agent_args)
 
     def stop_node(self, node: LabNode, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM the node's vrouter by PID (SIGKILL after `timeout` s); its exit status."""
@@ -435,7 +509,9 @@ class Lab:
             "fabric_netns": self.fabric,
             "nodes": {n.name: {"netns": n.netns, "fabric_ip": n.fabric_ip, "fabric_mac": n.fabric_mac,
                                "run_dir": n.run_dir, "control": n.control,
-                               "pid": n.proc.pid if n.proc and n.proc.poll() is None else None}
+                               "pid": n.proc.pid if n.proc and n.proc.poll() is None else None,
+                               "node_agent_pid": n.agent_proc.pid if n.agent_proc and n.agent_proc.poll() is None
+                               else None}
                       for n in self.nodes.values()},
             "pods": dict(self.pods),
         }
@@ -450,6 +526,9 @@ class Lab:
             return
         self._closed = True
         try:
+            for node in self.nodes.values():
+                if node.agent_proc is not None:
+                    self.stop_node_agent(node)
             for node in self.nodes.values():
                 if node.proc is not None:
                     self.stop_node(node)

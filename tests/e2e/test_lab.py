@@ -88,7 +88,7 @@ def test_keep_leaves_everything_until_cleanup():
         desc = lab.describe()
         assert desc["nodes"]["n1"] == {"netns": node.netns, "fabric_ip": "192.0.2.1",
                                        "fabric_mac": "02:fa:00:00:00:01", "run_dir": node.run_dir,
-                                       "control": node.control, "pid": node.proc.pid}
+                                       "control": node.control, "pid": node.proc.pid, "node_agent_pid": None}
         assert desc["pods"] == {"default/web": pod}
         assert sorted(lab_namespaces(lab.tag)) == sorted([desc["fabric_netns"], node.netns, pod])
         assert node.proc.poll() is None and responder.poll() is None
